@@ -1,0 +1,117 @@
+"""`lora-studio`: the command line. Each subcommand calls the same core functions as the UI.
+
+Errors a user can cause print one line (`error: …`) and exit 2 for bad input, 1 for other failures;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Offline by default: these must be set before gradio or huggingface_hub are imported anywhere.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from core import config as run_config  # noqa: E402
+from core.errors import ConfigError, StudioError  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
+
+EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors also exit 2, in one line
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_config_inputs(parser: argparse.ArgumentParser, file_required: bool) -> None:
+    parser.add_argument("config_file", nargs=None if file_required else "?", type=Path,
+                        help="a run config YAML file")
+    parser.add_argument("--preset", choices=sorted(run_config.PRESETS), help="start from a preset")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one field, e.g. --set lora.r=16 (repeatable; value read as YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    workspace_flag = _Parser(add_help=False)
+    workspace_flag.add_argument("--workspace", help="workspace folder (default ./workspace or $LORA_STUDIO_HOME)")
+
+    parser = _Parser(prog="lora-studio", description="LoRA Studio: fine-tune chat models with LoRA, no code needed.",
+                     parents=[workspace_flag])
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    ui = commands.add_parser("ui", parents=[workspace_flag], help="start the studio in the browser (default)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=7860)
+
+    commands.add_parser("prepare", parents=[workspace_flag],
+                        help="convert the default model and load the demo dataset (done once)")
+    commands.add_parser("doctor", parents=[workspace_flag], help="report versions, hardware and workspace state")
+
+    show = commands.add_parser("config", help="print a complete, validated run config as YAML")
+    _add_config_inputs(show, file_required=False)
+    return parser
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace.open(args.workspace)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    config = run_config.build(args.config_file, args.preset, args.overrides)
+    sys.stdout.write(run_config.to_yaml(config))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from core import doctor
+
+    rows = doctor.report(_workspace(args))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from core import data, modeling
+
+    workspace = _workspace(args)
+    data.ensure_demo_dataset(workspace)
+    if not modeling.default_model_ready(workspace):
+        print("Converting the built-in default model (once, about 30 s)…", flush=True)
+    print(f"Default model ready at {modeling.ensure_default_model(workspace)}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from studio.app import launch
+
+    launch(_workspace(args), host=args.host, port=args.port)
+    return 0
+
+
+COMMANDS = {"config": cmd_config, "doctor": cmd_doctor, "prepare": cmd_prepare, "ui": cmd_ui}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:  # plain `lora-studio` starts the UI
+        args = build_parser().parse_args(["ui", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StudioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

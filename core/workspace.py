@@ -1,0 +1,172 @@
+"""The workspace on disk: the only module that knows where things live.
+
+    <root>/studio.db                  SQLite index (see core.db)
+    <root>/models/<name>/             converted default model, registered local models
+    <root>/datasets/<id>/raw.<ext>    the upload exactly as received
+    <root>/datasets/<id>/v<N>/        data.jsonl, rejects.jsonl, report.json
+    <root>/runs/<id>/                 config.yaml, status.json, metrics.jsonl, train.log, summary.json,
+                                      checkpoints/, adapter/, evals/<eval_id>/
+    <root>/exports/<id>/
+    <root>/logs/
+
+The folders are the truth and the database indexes them. Ids are generated from user-chosen names
+by `safe_id`, so a name can never point outside the workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core import db
+from core.errors import WorkspaceError
+
+DEFAULT_ROOT = "workspace"
+ENV_ROOT = "LORA_STUDIO_HOME"
+
+_ID_CHARS = re.compile(r"[^a-z0-9._-]+")
+_MAX_ID_LEN = 64
+
+
+def resolve_root(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--workspace wins, then $LORA_STUDIO_HOME, then ./workspace."""
+    chosen = explicit or os.environ.get(ENV_ROOT) or DEFAULT_ROOT
+    return Path(chosen).expanduser().resolve()
+
+
+def safe_id(name: str) -> str:
+    """A file-system-safe id from a user-chosen name: lower-case ASCII letters, digits, '.', '_', '-'.
+
+    Separators, '..' and shell characters cannot survive, so the id is always one plain folder name.
+    Names with no usable character (e.g. all Chinese) fall back to a hash-free placeholder that the
+    caller makes unique with `unique_id`.
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    cleaned = _ID_CHARS.sub("-", ascii_name.lower()).strip(".-_")
+    cleaned = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", cleaned))[:_MAX_ID_LEN].strip(".-_")
+    return cleaned or "item"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temp file in the same folder and os.replace it, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def atomic_write_yaml(path: Path, data: Any) -> None:
+    atomic_write_text(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return default
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def open(cls, explicit: str | os.PathLike[str] | None = None) -> "Workspace":
+        """Open (and create if needed) the workspace folder tree."""
+        workspace = cls(resolve_root(explicit))
+        try:
+            for folder in (workspace.models_dir, workspace.datasets_dir, workspace.runs_dir,
+                           workspace.exports_dir, workspace.logs_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WorkspaceError(
+                f"Cannot create the workspace at {workspace.root}: {error.strerror}.",
+                "Choose a folder you can write to with --workspace DIR or LORA_STUDIO_HOME.",
+            ) from error
+        return workspace
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "studio.db"
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the workspace index (WAL, migrated); close it when done."""
+        return db.connect(self.db_path)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def model_dir(self, name: str) -> Path:
+        return self.models_dir / self._checked(name)
+
+    def dataset_dir(self, dataset_id: str) -> Path:
+        return self.datasets_dir / self._checked(dataset_id)
+
+    def dataset_version_dir(self, dataset_id: str, version: int) -> Path:
+        return self.dataset_dir(dataset_id) / f"v{int(version)}"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / self._checked(run_id)
+
+    def export_dir(self, export_id: str) -> Path:
+        return self.exports_dir / self._checked(export_id)
+
+    def unique_id(self, parent: Path, name: str) -> str:
+        """safe_id(name), suffixed -2, -3… until no folder of that name exists under parent."""
+        base = safe_id(name)
+        candidate, n = base, 1
+        while (parent / candidate).exists():
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    @staticmethod
+    def _checked(item_id: str) -> str:
+        if not item_id or safe_id(item_id) != item_id:
+            raise WorkspaceError(
+                f"'{item_id}' is not a valid id.",
+                "Ids use only a-z, 0-9, '.', '_' and '-'; pick the item from the list instead.",
+            )
+        return item_id

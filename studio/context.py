@@ -1,0 +1,41 @@
+"""What every tab shares, created once at start-up and passed in: no module-level state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from core import data, modeling
+from core.chat import ChatEngine
+from core.lease import DeviceLease
+from core.workspace import Workspace
+
+log = logging.getLogger("lora_studio")
+
+
+@dataclass
+class StudioContext:
+    workspace: Workspace
+    lease: DeviceLease
+    chat: ChatEngine
+
+    @classmethod
+    def create(cls, workspace: Workspace) -> "StudioContext":
+        lease = DeviceLease()
+        return cls(workspace=workspace, lease=lease, chat=ChatEngine(workspace, lease))
+
+    def prepare_in_background(self) -> threading.Thread:
+        """Seed the demo dataset now (fast) and convert the default model behind the page (~30 s once),
+        so the studio opens at once; the first chat waits for the conversion if it is still running."""
+        data.ensure_demo_dataset(self.workspace)
+
+        def convert() -> None:
+            try:
+                modeling.ensure_default_model(self.workspace)
+            except Exception:  # noqa: BLE001 - reported by the Chat tab when it tries to load
+                log.exception("Preparing the default model failed")
+
+        worker = threading.Thread(target=convert, name="prepare-default-model", daemon=True)
+        worker.start()
+        return worker

@@ -1,0 +1,46 @@
+"""Turns every failure inside a handler into a readable message box, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+
+from core.errors import StudioError
+
+log = logging.getLogger("lora_studio")
+
+
+def _as_gradio_error(error: Exception) -> gr.Error:
+    if isinstance(error, StudioError):
+        return gr.Error(str(error), title=f"{error.kind.capitalize()} problem")
+    log.exception("Unexpected error in a UI handler")
+    return gr.Error(f"Something unexpected went wrong ({type(error).__name__}: {error}). "
+                    "The details are in the workspace's logs/studio.log.", title="Unexpected error")
+
+
+def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a handler (plain or generator) so errors reach the user as gr.Error with a human message."""
+    if inspect.isgeneratorfunction(handler):
+        @functools.wraps(handler)
+        def stream(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from handler(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as error:  # noqa: BLE001
+                raise _as_gradio_error(error) from None
+        return stream
+
+    @functools.wraps(handler)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as error:  # noqa: BLE001
+            raise _as_gradio_error(error) from None
+    return call

@@ -1,0 +1,70 @@
+"""Chat tab: talk to the base model (later also to adapters and merged exports), streamed."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import gradio as gr
+
+from core import modeling
+from core.config import GenerationSection
+from studio.context import StudioContext
+from studio.errors import friendly
+
+
+def _text(content: Any) -> str:
+    """Gradio 6 hands message content over as a list of parts; the engine wants plain text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
+    choices = [(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)]
+    for folder in sorted(ctx.workspace.models_dir.iterdir()):
+        if folder.name != modeling.DEFAULT_MODEL_DIR and (folder / "config.json").is_file():
+            choices.append((folder.name, folder.name))
+    return choices
+
+
+def build(ctx: StudioContext) -> None:
+    defaults = GenerationSection()
+    with gr.Row():
+        model = gr.Dropdown(model_choices(ctx), value=modeling.DEFAULT_MODEL, label="Model", elem_id="chat-model", scale=3)
+        clear = gr.Button("New conversation", elem_id="chat-clear", scale=1)
+    history = gr.Chatbot(elem_id="chat-history", label="Conversation", height=420, buttons=["copy"],
+                         placeholder="Ask the model anything. Replies appear word by word.")
+    with gr.Row():
+        message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False,
+                             elem_id="chat-input", scale=5, autofocus=True)
+        send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
+    with gr.Accordion("Reply settings", open=False):
+        system = gr.Textbox(label="System prompt (optional)", elem_id="chat-system",
+                            info="An instruction the model follows for the whole conversation.")
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature",
+                                    info=GenerationSection.model_fields["temperature"].description,
+                                    elem_id="chat-temperature")
+            max_new_tokens = gr.Slider(16, 2048, value=defaults.max_new_tokens, step=16, label="Longest reply (tokens)",
+                                       elem_id="chat-max-tokens")
+
+    @friendly
+    def reply(text: str, turns: list[dict], model_name: str, system_prompt: str, temp: float,
+              limit: float) -> Iterator[tuple[str, list[dict]]]:
+        if not text.strip():
+            yield "", turns
+            return
+        turns = [*turns, {"role": "user", "content": text}]
+        messages = [{"role": t["role"], "content": _text(t["content"])} for t in turns]
+        if system_prompt.strip():
+            messages.insert(0, {"role": "system", "content": system_prompt.strip()})
+        settings = GenerationSection(temperature=temp, max_new_tokens=int(limit))
+        yield "", [*turns, {"role": "assistant", "content": "…"}]
+        for partial in ctx.chat.stream(model_name, messages, settings):
+            yield "", [*turns, {"role": "assistant", "content": partial}]
+
+    gr.on([send.click, message.submit], reply, [message, history, model, system, temperature, max_new_tokens],
+          [message, history], api_name="chat", concurrency_limit=1)
+    clear.click(lambda: [], None, history, api_name="chat_clear", queue=False)

@@ -1,0 +1,30 @@
+"""What a tab that has not been built yet says, so nobody wonders whether a button is missing."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+PLANS: dict[str, str] = {
+    "Configure": (
+        "**Coming next:** a form built from the run configuration with plain-language help for every "
+        "setting, presets (Quick demo on CPU, Seed recommendation, Balanced, Low memory QLoRA), and a "
+        "pre-flight estimate of trainable parameters, adapter size, memory and time before anything is "
+        "loaded. Today the same configuration is available from the command line: `lora-studio config`."),
+    "Train": (
+        "**Coming next:** start, stop and resume a fine-tuning run in the background, with live charts of "
+        "loss, learning rate, gradient norm and speed, a run history and comparisons. Runs keep going when "
+        "the browser is closed and re-attach when it is reopened."),
+    "Evaluate": (
+        "**Coming next:** BLEU, ROUGE and perplexity on held-out data (Chinese-aware), the base model and "
+        "the tuned one side by side, the worst answers first, and hard examples sent back into a mixed dataset."),
+    "Rate": (
+        "**Coming next:** human rating sessions: fluency 1-4, relevance 1-3 and safety with categories, "
+        "blind and shuffled, pairwise A/B, several raters with agreement statistics and confidence intervals."),
+    "Export": (
+        "**Coming next:** merged safetensors models with a model card, adapter-only archives, quantised "
+        "exports and a local OpenAI-compatible server."),
+}
+
+
+def build(tab: str) -> None:
+    gr.Markdown(PLANS[tab], elem_id=f"planned-{tab.lower()}")

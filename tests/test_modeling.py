@@ -1,0 +1,89 @@
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import modeling
+from core.chat import ChatEngine
+from core.config import GenerationSection
+from core.errors import DeviceBusyError, ModelLoadError, StudioError
+from core.lease import DeviceLease
+from core.workspace import Workspace
+from conftest import workspace_with_default_model
+
+
+def test_resolve_kinds(workspace: Workspace, tiny_model_dir: Path, tmp_path: Path):
+    assert modeling.resolve("default", workspace).kind == "default"
+    assert modeling.resolve(str(tiny_model_dir), workspace).kind == "local"
+    assert modeling.resolve("deepseek-ai/deepseek-llm-7b-chat", workspace).kind == "hub"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        modeling.resolve(str(empty), workspace)
+    with pytest.raises(ModelLoadError, match="neither"):
+        modeling.resolve("not a model!", workspace)
+
+
+def test_registered_local_model_by_name(workspace: Workspace, tiny_model_dir: Path):
+    shutil.copytree(tiny_model_dir, workspace.models_dir / "my-model")
+    assert modeling.resolve("my-model", workspace).path == workspace.models_dir / "my-model"
+
+
+def test_hub_id_without_network_fails_fast_with_remedy(workspace: Workspace, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: no traffic leaves the machine
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError) as caught:
+        modeling.load_model("deepseek-ai/deepseek-llm-7b-chat", workspace)
+    assert time.monotonic() - started < 10
+    message = str(caught.value)
+    assert "deepseek-ai/deepseek-llm-7b-chat" in message and "not reachable" in message and "model.name" in message
+
+
+def test_cpu_plan_and_qlora_refusal():
+    assert modeling.plan_device() == modeling.DevicePlan("cpu", torch.float32, None, False)
+    with pytest.raises(ModelLoadError, match="needs an NVIDIA GPU"):
+        modeling.plan_device(load_in_4bit=True)
+
+
+def test_gpu_plan_uses_16_bit_and_device_map_auto(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert modeling.plan_device() == modeling.DevicePlan("cuda", torch.bfloat16, "auto", False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert modeling.plan_device().dtype == torch.float16
+    monkeypatch.setattr(modeling.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelLoadError, match="bitsandbytes"):
+        modeling.plan_device(load_in_4bit=True)
+
+
+def test_chat_streams_from_a_local_model(workspace: Workspace, tiny_model_dir: Path):
+    engine = ChatEngine(workspace, DeviceLease())
+    messages = [{"role": "user", "content": "When does the clinic open?"}]
+    pieces = list(engine.stream(str(tiny_model_dir), messages, GenerationSection(max_new_tokens=12, temperature=0)))
+    assert len(pieces) >= 2
+    assert all(later.startswith(earlier) for earlier, later in zip(pieces, pieces[1:]))
+
+
+def test_chat_refuses_while_the_device_is_leased(workspace: Workspace, tiny_model_dir: Path):
+    lease = DeviceLease()
+    engine = ChatEngine(workspace, lease)
+    with lease.hold("training run 'demo'"):
+        with pytest.raises(DeviceBusyError, match="training run 'demo'"):
+            next(engine.stream(str(tiny_model_dir), [{"role": "user", "content": "hi"}]))
+    with pytest.raises(StudioError, match="no question"):
+        next(engine.stream(str(tiny_model_dir), []))
+
+
+@pytest.mark.slow
+def test_real_default_model_converts_loads_and_answers(tmp_path: Path, converted_default_model: Path):
+    assert (converted_default_model / "model.safetensors").is_file()
+    workspace = workspace_with_default_model(tmp_path / "ws", converted_default_model)
+    model = modeling.load_model("default", workspace)
+    assert not getattr(model.config, "quantization_config", None)
+    assert sum(p.numel() for p in model.parameters()) > 100_000_000
+    engine = ChatEngine(workspace, DeviceLease())
+    reply = list(engine.stream("default", [{"role": "user", "content": "What is the capital of France?"}],
+                               GenerationSection(max_new_tokens=20, temperature=0)))[-1]
+    assert "Paris" in reply

@@ -1,0 +1,103 @@
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from core import data, db
+from core.errors import WorkspaceError
+from core.workspace import Workspace, atomic_write_json, resolve_root, safe_id
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("My FAQ v2", "my-faq-v2"),
+    ("../../etc/passwd", "etc-passwd"),
+    ("a/b\\c", "a-b-c"),
+    ("rm -rf $(x); `y` | z", "rm-rf-x-y-z"),
+    ("..", "item"),
+    ("诊所问答", "item"),
+    ("Café.jsonl", "cafe.jsonl"),
+])
+def test_safe_id_never_leaves_the_folder(name: str, expected: str):
+    assert safe_id(name) == expected
+
+
+def test_paths_refuse_unsafe_ids(workspace: Workspace):
+    for bad in ("../x", "a/b", "", "UPPER", ".hidden/.."):
+        with pytest.raises(WorkspaceError):
+            workspace.run_dir(bad)
+    assert workspace.run_dir("ok-1").parent == workspace.runs_dir
+
+
+def test_unique_ids(workspace: Workspace):
+    first = workspace.unique_id(workspace.runs_dir, "My Run")
+    (workspace.runs_dir / first).mkdir()
+    assert (first, workspace.unique_id(workspace.runs_dir, "My Run")) == ("my-run", "my-run-2")
+
+
+def test_root_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("LORA_STUDIO_HOME", str(tmp_path / "env"))
+    assert resolve_root() == tmp_path / "env"
+    assert resolve_root(tmp_path / "flag") == tmp_path / "flag"
+    monkeypatch.delenv("LORA_STUDIO_HOME")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_root() == tmp_path / "workspace"
+
+
+def test_atomic_write_leaves_whole_files_only(tmp_path: Path):
+    target = tmp_path / "status.json"
+    stop = threading.Event()
+    seen: list[dict] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            if target.exists():
+                seen.append(json.loads(target.read_text()))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for step in range(300):
+        atomic_write_json(target, {"step": step, "padding": "x" * 5000})
+    stop.set()
+    thread.join()
+    assert seen and all(len(item["padding"]) == 5000 for item in seen)
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_database_is_wal_and_migrations_are_idempotent(workspace: Workspace):
+    connection = workspace.connect()
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.migrate(connection) == len(db.MIGRATIONS)
+    connection.close()
+    assert db.schema_version(workspace.db_path) == len(db.MIGRATIONS)
+
+
+def test_demo_dataset_is_stored_byte_for_byte_and_survives_a_restart(tmp_path: Path):
+    first = Workspace.open(tmp_path / "ws")
+    data.ensure_demo_dataset(first)
+    folder = first.dataset_dir(data.DEMO_DATASET_ID)
+    assert (folder / "raw.jsonl").read_bytes() == data.DEMO_DATASET_FILE.read_bytes()
+    report = json.loads((folder / "v1" / "report.json").read_text())
+    assert report["kept"] + report["rejected"] == report["rows_read"] > 250
+    kept = [json.loads(line) for line in (folder / "v1" / "data.jsonl").read_text().splitlines()]
+    assert all(row["messages"][-1]["role"] == "assistant" for row in kept)
+
+    reopened = Workspace.open(tmp_path / "ws")   # a restart: same folder, new objects
+    data.ensure_demo_dataset(reopened)           # idempotent
+    listed = data.list_datasets(reopened)
+    assert [(d.id, d.rows) for d in listed] == [(data.DEMO_DATASET_ID, report["kept"])]
+
+
+def test_unwritable_workspace_gets_a_clear_message(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(WorkspaceError, match="Cannot create the workspace"):
+        Workspace.open(blocker / "ws")
+
+
+def test_database_rejects_foreign_key_orphans(workspace: Workspace):
+    connection = workspace.connect()
+    with pytest.raises(sqlite3.IntegrityError):
+        connection.execute("INSERT INTO dataset_versions VALUES ('nope', 1, NULL, 0, '', '', '')")
+    connection.close()
