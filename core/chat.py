@@ -29,6 +29,10 @@ class ChatEngine:
         self._tokenizer = None
         self._load_lock = threading.Lock()
 
+    def preload(self, name: str) -> None:
+        """Load a model ahead of the first message (the studio does this for the default model)."""
+        self._ensure_loaded(name)
+
     def _ensure_loaded(self, name: str) -> None:
         with self._load_lock:
             if self._loaded_name == name:

@@ -12,7 +12,10 @@ want_test=0
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
 venv=.venv
-stamp="$venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$want_test"
+fingerprint=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+# A test install is a superset of a runtime install, so either stamp satisfies `make run`.
+stamp="$venv/.installed-test-$fingerprint"
+[ "$want_test" = 0 ] && [ ! -f "$stamp" ] && stamp="$venv/.installed-run-$fingerprint"
 
 # The torch pin resolves to the CPU wheel kept in /opt/wheels where that folder exists; without it
 # pip would fetch the multi-GB CUDA build.

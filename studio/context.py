@@ -26,13 +26,14 @@ class StudioContext:
         return cls(workspace=workspace, lease=lease, chat=ChatEngine(workspace, lease))
 
     def prepare_in_background(self) -> threading.Thread:
-        """Seed the demo dataset now (fast) and convert the default model behind the page (~30 s once),
-        so the studio opens at once; the first chat waits for the conversion if it is still running."""
+        """Seed the demo dataset now (fast); convert (~30 s, once) and load the default model behind the
+        page, so the studio opens at once and the first chat reply does not wait for a model load."""
         data.ensure_demo_dataset(self.workspace)
 
         def convert() -> None:
             try:
                 modeling.ensure_default_model(self.workspace)
+                self.chat.preload(modeling.DEFAULT_MODEL)
             except Exception:  # noqa: BLE001 - reported by the Chat tab when it tries to load
                 log.exception("Preparing the default model failed")
 

@@ -53,13 +53,14 @@ def build(ctx: StudioContext) -> None:
     @friendly
     def reply(text: str, turns: list[dict], model_name: str, system_prompt: str, temp: float,
               limit: float) -> Iterator[tuple[str, list[dict]]]:
-        if not text.strip():
+        text, system_prompt, turns = (text or "").strip(), (system_prompt or "").strip(), turns or []
+        if not text:
             yield "", turns
             return
         turns = [*turns, {"role": "user", "content": text}]
         messages = [{"role": t["role"], "content": _text(t["content"])} for t in turns]
-        if system_prompt.strip():
-            messages.insert(0, {"role": "system", "content": system_prompt.strip()})
+        if system_prompt:
+            messages.insert(0, {"role": "system", "content": system_prompt})
         settings = GenerationSection(temperature=temp, max_new_tokens=int(limit))
         yield "", [*turns, {"role": "assistant", "content": "…"}]
         for partial in ctx.chat.stream(model_name, messages, settings):
