@@ -48,6 +48,24 @@ def _conversation(record: object) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
 
 
+def load_conversations(path: Path) -> list[list[dict[str, str]]]:
+    """Every conversation in a dataset file (a version's data.jsonl, or a JSONL of {"prompt","response"}
+    or {"messages"} rows) as a list of messages. This is what training and evaluation read."""
+    conversations = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"Dataset file {path} does not exist.", "Pick a dataset version in the Data tab or fix data.train_path.") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            conversations.append(_conversation(json.loads(line)))
+        except ValueError as error:
+            raise DataError(f"{Path(path).name}, line {number}: {error}.", "Clean the file in the Data tab first.") from None
+    return conversations
+
+
 def import_jsonl(workspace: Workspace, source: Path, name: str, dataset_id: str | None = None) -> DatasetSummary:
     """Keep the file as received in datasets/<id>/raw.jsonl and write version 1 beside it.
 
