@@ -62,7 +62,8 @@ def report(workspace: Workspace) -> list[tuple[str, str]]:
         ("CUDA", torch.version.cuda or "not in this torch build"),
         ("bitsandbytes", _bitsandbytes()),
         ("Workspace", str(workspace.root)),
-        ("Hub access", "offline (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else "allowed"),
+        ("Hub access", "offline by default; a hub model downloads only when a config names one"
+                       if os.environ.get("HF_HUB_OFFLINE") == "1" else "allowed (HF_HUB_OFFLINE is not 1)"),
     ]
     try:
         gguf = modeling.default_gguf_path()
