@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("config", help="print a complete, validated run config as YAML")
     _add_config_inputs(show, file_required=False)
+
+    estimate = commands.add_parser("estimate", parents=[workspace_flag],
+                                   help="pre-flight figures (parameters, adapter size, memory, time) without loading weights")
+    _add_config_inputs(estimate, file_required=False)
+    estimate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return parser
 
 
@@ -63,6 +68,26 @@ def _workspace(args: argparse.Namespace) -> Workspace:
 def cmd_config(args: argparse.Namespace) -> int:
     config = run_config.build(args.config_file, args.preset, args.overrides)
     sys.stdout.write(run_config.to_yaml(config))
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    import json
+
+    from core import estimate, preflight
+
+    config = run_config.build(args.config_file, args.preset, args.overrides)
+    figures = estimate.estimate(config, _workspace(args))
+    findings = preflight.findings(config, figures)
+    if args.json:
+        print(json.dumps({**figures.to_json(), "findings": [vars(f) for f in findings]}, ensure_ascii=False, indent=2))
+        return 0
+    rows = preflight.summary_rows(figures)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    for finding in findings:
+        print(f"{finding.level}: {finding.field}: {finding.message}")
     return 0
 
 
@@ -94,7 +119,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"config": cmd_config, "doctor": cmd_doctor, "prepare": cmd_prepare, "ui": cmd_ui}
+COMMANDS = {"config": cmd_config, "doctor": cmd_doctor, "estimate": cmd_estimate, "prepare": cmd_prepare, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:
