@@ -30,7 +30,7 @@ class ModelSection(_Section):
         "a local folder with a Hugging Face model, or a hub id such as deepseek-ai/deepseek-llm-7b-chat."))
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description=(
         "Number format of the base weights. 'auto' picks bfloat16/float16 on a GPU and float32 on a CPU."))
-    load_in_4bit: bool = Field(False, description=(
+    load_in_4bit: bool = Field(False, title="QLoRA (4-bit base)", description=(
         "QLoRA: keep the base model in 4 bits to cut memory about 3x. Needs an NVIDIA GPU (bitsandbytes)."))
     template: Literal["auto", "chatml", "llama2", "deepseek", "alpaca"] = Field("auto", description=(
         "How conversations are laid out for the model. 'auto' uses the model's own chat template."))
@@ -48,19 +48,20 @@ class DataSection(_Section):
 
 
 class LoraSection(_Section):
-    r: int = Field(16, ge=1, le=1024, description=(
+    r: int = Field(16, ge=1, le=1024, title="Rank (r)", description=(
         "LoRA rank: how much the adapter can learn. 8-32 suits most tasks; raise it for large, varied data."))
     alpha: float = Field(32.0, gt=0, le=4096, description=(
         "Scales the adapter's effect (effective strength alpha/r). Commonly r to 2·r."))
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description=(
         "Randomly silences part of the adapter while training, against overfitting on small data. 0-0.1."))
-    target_modules: list[str] | Literal["all-linear"] = Field(["q_proj", "v_proj"], description=(
+    target_modules: list[str] | Literal["all-linear"] = Field(["q_proj", "v_proj"], examples=[
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], description=(
         "Which layers get an adapter: a list of layer names, or 'all-linear' for every linear layer "
         "(more capacity, more memory)."))
     bias: Literal["none", "all", "lora_only"] = Field("none", description=(
         "Whether bias terms are trained too. 'none' is standard and keeps the adapter small."))
-    use_rslora: bool = Field(False, description="Rank-stabilised scaling (alpha/sqrt(r)); helps at high ranks.")
-    use_dora: bool = Field(False, description="DoRA: splits weights into size and direction; slower, sometimes better.")
+    use_rslora: bool = Field(False, title="rsLoRA", description="Rank-stabilised scaling (alpha/sqrt(r)); helps at high ranks.")
+    use_dora: bool = Field(False, title="DoRA", description="DoRA: splits weights into size and direction; slower, sometimes better.")
 
     @field_validator("target_modules")
     @classmethod
@@ -85,7 +86,7 @@ class TrainSection(_Section):
     max_grad_norm: float = Field(1.0, gt=0, description="Clips oversized updates, against sudden loss spikes.")
     scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description=(
         "How the learning rate falls after warm-up."))
-    max_seq_length: int = Field(1024, ge=16, le=131072, description=(
+    max_seq_length: int = Field(1024, ge=16, le=131072, title="Max length (tokens)", description=(
         "Longest conversation in tokens; longer ones are truncated or dropped. Memory grows with it."))
     seed: int = Field(42, ge=0, description="Makes runs repeatable: the same seed gives the same result.")
     eval_steps: int = Field(50, ge=0, description="Measure validation loss every N steps (0: only at the end).")
@@ -113,7 +114,7 @@ class GenerationSection(_Section):
 
 
 class RunConfig(_Section):
-    name: str = Field("", description="A name for the run; a dated one is made up when empty.")
+    name: str = Field("", title="Run name", description="A name for the run; a dated one is made up when empty.")
     model: ModelSection = ModelSection()
     data: DataSection = DataSection()
     lora: LoraSection = LoraSection()

@@ -173,6 +173,12 @@ def reference_config_dir(hub_id: str) -> Path | None:
     return None
 
 
+def reference_models() -> list[str]:
+    """Hub ids whose architecture ships with the studio, so they can be estimated offline."""
+    return sorted((folder.name.replace("--", "/") for folder in REFERENCE_CONFIGS.iterdir()
+                   if (folder / "config.json").is_file()), key=str.lower)
+
+
 def config_folder(name: str, workspace: Workspace) -> tuple[Path, str]:
     """The folder holding `name`'s config.json, and where it comes from in words. Never converts the
     default model nor downloads anything."""
@@ -187,7 +193,7 @@ def config_folder(name: str, workspace: Workspace) -> tuple[Path, str]:
         return source.path, "the local hub cache" if source.kind == "hub" else "the model folder"
     folder = reference_config_dir(name)
     if folder is None:
-        known = ", ".join(sorted(p.name.replace("--", "/") for p in REFERENCE_CONFIGS.iterdir()))
+        known = ", ".join(reference_models())
         raise ModelLoadError(
             f"No architecture is known offline for '{name}': it is not downloaded and has no shipped reference config.",
             f"Download it first, point model.name at a local folder, or pick one of: {known}.")

@@ -7,6 +7,7 @@
     <root>/runs/<id>/                 config.yaml, status.json, metrics.jsonl, train.log, summary.json,
                                       checkpoints/, adapter/, evals/<eval_id>/
     <root>/exports/<id>/
+    <root>/presets/<id>.yaml          run configs saved under a name in the Configure tab
     <root>/logs/
 
 The folders are the truth and the database indexes them. Ids are generated from user-chosen names
@@ -152,6 +153,13 @@ class Workspace:
 
     def export_dir(self, export_id: str) -> Path:
         return self.exports_dir / self._checked(export_id)
+
+    @property
+    def presets_dir(self) -> Path:
+        return self.root / "presets"
+
+    def preset_path(self, preset_id: str) -> Path:
+        return self.presets_dir / f"{self._checked(preset_id)}.yaml"
 
     def unique_id(self, parent: Path, name: str) -> str:
         """safe_id(name), suffixed -2, -3… until no folder of that name exists under parent."""

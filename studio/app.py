@@ -15,7 +15,7 @@ from core import data, modeling  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
-from studio.tabs import chat, planned  # noqa: E402
+from studio.tabs import chat, configure, planned  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -36,10 +36,14 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         with gr.Row(elem_id="header"):
             gr.Markdown("# LoRA Studio\nFine-tune a chat model on your own dialogues — no code needed.")
             status = gr.Markdown(elem_id="studio-status")
+        # The config the Configure tab shows (validated, as a dict), read by the Train tab when starting.
+        current_config = gr.State(None)
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Data", id="data", elem_id="tab-data"):
                 data_tab.build(ctx, app)
-            for name in ("Configure", "Train", "Evaluate", "Rate"):
+            with gr.Tab("Configure", id="configure", elem_id="tab-configure"):
+                configure.build(ctx, app, current_config)
+            for name in ("Train", "Evaluate", "Rate"):
                 with gr.Tab(name, id=name.lower(), elem_id=f"tab-{name.lower()}"):
                     planned.build(name)
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):

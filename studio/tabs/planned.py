@@ -5,11 +5,6 @@ from __future__ import annotations
 import gradio as gr
 
 PLANS: dict[str, str] = {
-    "Configure": (
-        "**Coming next:** a form built from the run configuration with plain-language help for every "
-        "setting, presets (Quick demo on CPU, Seed recommendation, Balanced, Low memory QLoRA), and a "
-        "pre-flight estimate of trainable parameters, adapter size, memory and time before anything is "
-        "loaded. Today the same configuration is available from the command line: `lora-studio config`."),
     "Train": (
         "**Coming next:** start, stop and resume a fine-tuning run in the background, with live charts of "
         "loss, learning rate, gradient norm and speed, a run history and comparisons. Runs keep going when "

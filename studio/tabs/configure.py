@@ -1,0 +1,137 @@
+"""Configure tab: the run config as a form, presets, and the pre-flight estimate before anything loads.
+
+The current valid config goes into `current_config` (a gr.State owned by the app), which the Train tab
+reads when Start is pressed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import gradio as gr
+
+from core import data, estimate, modeling, presets, preflight
+from core.config import DataSection, ModelSection, to_yaml
+from core.errors import ConfigError
+from core.workspace import Workspace
+from studio.context import StudioContext
+from studio.errors import friendly
+from studio.forms import ConfigForm, field_label
+
+VERDICT_MARKS = {"fits": "✓ Fits", "tight": "⚠ Tight", "won't fit": "✗ Won't fit"}
+LEVEL_MARKS = {"error": "✗ Error", "warning": "⚠ Warning"}
+NO_ESTIMATE = "### Pre-flight estimate\nNot available until the problems below are fixed."
+
+
+def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
+    """The built-in model, models registered in the workspace, and hub models known offline."""
+    local = [folder.name for folder in sorted(workspace.models_dir.iterdir())
+             if folder.name != modeling.DEFAULT_MODEL_DIR and (folder / "config.json").is_file()]
+    return ([(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)] + [(name, name) for name in local]
+            + [(f"{hub_id} (Hugging Face hub)", hub_id) for hub_id in estimate.reference_models()])
+
+
+def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
+    """Every version of every dataset, newest first, as (label, data file relative to the workspace)."""
+    choices = []
+    for dataset in data.list_datasets(workspace):
+        for version in range(dataset.latest_version, 0, -1):
+            data_file = workspace.dataset_version_dir(dataset.id, version) / "data.jsonl"
+            if data_file.is_file():
+                rows = f" · {dataset.rows} conversations" if version == dataset.latest_version else ""
+                choices.append((f"{dataset.name} · v{version}{rows}", str(data_file.relative_to(workspace.root))))
+    return choices
+
+
+def preflight_markdown(report: preflight.Preflight) -> str:
+    if report.estimate is None:
+        return NO_ESTIMATE
+    figures = report.estimate
+    needed = preflight.format_bytes(figures.memory[figures.chosen].total)
+    rows = "\n".join(f"- **{label}**: {value}" for label, value in preflight.summary_rows(figures))
+    return (f"### Pre-flight estimate\n**{VERDICT_MARKS[figures.verdict]}** — about {needed} needed in "
+            f"{figures.device.kind}\n\n{rows}\n\n"
+            "*Computed from the model's configuration without loading it; memory is good to about ±30%.*")
+
+
+def findings_markdown(findings: list[preflight.Finding]) -> str:
+    if not findings:
+        return "✓ No problems found."
+    return "\n".join(f"- {LEVEL_MARKS[f.level]} in **{field_label(f.field)}**: {f.message}" for f in findings)
+
+
+def train_command(workspace: Workspace) -> str:
+    return (f"# Save the YAML above as run.yaml, then:\n"
+            f"lora-studio train run.yaml --workspace {shlex.quote(str(workspace.root))}")
+
+
+def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
+    workspace = ctx.workspace
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Row():
+                preset = gr.Dropdown(presets.choices(workspace), value=None, label="Start from a preset",
+                                     info="Sensible settings for a purpose; you can change any field afterwards.",
+                                     elem_id="cfg-preset", scale=3)
+            model_picker = gr.Dropdown(
+                model_choices(workspace), value=modeling.DEFAULT_MODEL, allow_custom_value=True, label="Base model",
+                info=ModelSection.model_fields["name"].description + " Type a folder path or hub id to use another.",
+                elem_id="cfg-model-name", render=False)
+            dataset_picker = gr.Dropdown(
+                dataset_choices(workspace), value=DataSection().train_path, allow_custom_value=True,
+                label="Training data (dataset version)", info=DataSection.model_fields["train_path"].description,
+                elem_id="cfg-data-train-path", render=False)
+            form = ConfigForm.build(custom={"model.name": model_picker, "data.train_path": dataset_picker})
+            with gr.Accordion("Save as a named preset", open=False, elem_id="cfg-save-section"):
+                with gr.Row():
+                    preset_name = gr.Textbox(label="Preset name", placeholder="e.g. clinic-faq-r16",
+                                             elem_id="cfg-preset-name", scale=3)
+                    save = gr.Button("Save preset", elem_id="cfg-save-preset", scale=1)
+                saved_note = gr.Markdown(elem_id="cfg-save-note")
+        with gr.Column(scale=2):
+            panel = gr.Markdown("### Pre-flight estimate\nComputing…", elem_id="preflight-panel")
+            checks = gr.Markdown(elem_id="config-checks")
+            run_yaml = gr.Code(language="yaml", label="The config that will run", interactive=False,
+                               elem_id="config-yaml", buttons=["copy"], max_lines=30)
+            command = gr.Code(language="shell", label="The same run from the command line", interactive=False,
+                              lines=2, elem_id="config-command", buttons=["copy"])
+
+    fields = form.components
+    preflight_outputs = [panel, checks, run_yaml, command, current_config]
+
+    @friendly
+    def check(*values: Any) -> tuple[str, str, str, str, dict | None]:
+        try:
+            config = form.read(values)
+        except ConfigError as error:
+            return NO_ESTIMATE, f"- {LEVEL_MARKS['error']}: {error}", "", "", None
+        report = preflight.check(config, workspace)
+        return (preflight_markdown(report), findings_markdown(report.findings), to_yaml(config),
+                train_command(workspace), config.model_dump(mode="json"))
+
+    @friendly
+    def choose_preset(key: str | None, *values: Any) -> list[Any]:
+        if not key:
+            return [gr.skip()] * len(fields)
+        return form.show(presets.apply(form.read(values), key, workspace))
+
+    @friendly
+    def save_preset(name: str, *values: Any) -> tuple[str, dict]:
+        key = presets.save(workspace, name, form.read(values))
+        return (f"Saved as **{key.removeprefix(presets.SAVED_PREFIX)}**; pick it from the preset list to load it.",
+                gr.update(choices=presets.choices(workspace), value=key))
+
+    @friendly
+    def refresh_choices() -> tuple[dict, dict, dict]:
+        return (gr.update(choices=presets.choices(workspace)), gr.update(choices=model_choices(workspace)),
+                gr.update(choices=dataset_choices(workspace)))
+
+    gr.on([widget.input for widget in fields], check, fields, preflight_outputs, api_name="configure_check",
+          trigger_mode="always_last", show_progress="hidden")
+    preset.input(choose_preset, [preset, *fields], fields, api_name="configure_preset", show_progress="hidden").then(
+        check, fields, preflight_outputs, api_name="configure_check_preset", show_progress="hidden")
+    save.click(save_preset, [preset_name, *fields], [saved_note, preset], api_name="configure_save_preset")
+    app.load(refresh_choices, None, [preset, model_picker, dataset_picker], api_name="configure_choices",
+             show_progress="hidden").then(check, fields, preflight_outputs, api_name="configure_check_load",
+                                          show_progress="hidden")
