@@ -54,7 +54,7 @@ import psutil
 import torch
 import yaml
 
-from core import data, modeling
+from core import data, modeling, templates
 from core.config import LoraSection, RunConfig
 from core.errors import ConfigError, ModelLoadError, StudioError
 from core.workspace import Workspace, read_json
@@ -342,33 +342,40 @@ def flops_per_token(model: ModelAnatomy, gradient_checkpointing: bool) -> int:
     return (6 if gradient_checkpointing else 4) * model.matmul_params
 
 
+def _token_counts(path: str, config: RunConfig, workspace: Workspace) -> list[int]:
+    """Tokens per conversation of a data file as this run will see them, capped at the max length."""
+    data_file = Path(path).expanduser()
+    data_file = data_file if data_file.is_absolute() else workspace.root / data_file
+    mtime = data_file.stat().st_mtime if data_file.exists() else 0.0
+    return list(_cached_token_counts(str(data_file), mtime, _tokenizer_dir(config.model.name, workspace),
+                                     config.model.template, config.data.system_prompt, config.train.max_seq_length))
+
+
 @functools.lru_cache(maxsize=8)
-def _token_counts(path: str, mtime: float, tokenizer_dir: str | None, max_len: int) -> tuple[int, ...]:
-    """Tokens per conversation, capped at max_len: the model's tokenizer when it is on disk, else about
-    one token per CJK character and per four other characters."""
-    conversations = data.load_conversations(Path(path))
-    texts = ["\n".join(message["content"] for message in conversation) for conversation in conversations]
-    overhead = [4 * len(conversation) for conversation in conversations]   # role markers, end-of-turn
+def _cached_token_counts(path: str, mtime: float, tokenizer_dir: str | None, template: str, system_prompt: str,
+                         max_len: int) -> tuple[int, ...]:
+    """With the model's tokenizer when it is on disk: each conversation rendered with the run's chat
+    template, as training does. Without it: about one token per CJK character and per four other
+    characters, plus four per message for the template's markers."""
+    conversations = [templates.with_system_prompt(c, system_prompt) for c in data.load_conversations(Path(path))]
     if tokenizer_dir is not None:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        source = templates.template_source(tokenizer, template)
+        lengths = [len(tokenizer.apply_chat_template(c, chat_template=source, tokenize=True, return_dict=False))
+                   for c in conversations]
     else:
+        texts = ["".join(message["content"] for message in c) for c in conversations]
         lengths = [sum(1 for ch in text if ord(ch) >= 0x2E80) + sum(1 for ch in text if ord(ch) < 0x2E80) // 4
-                   for text in texts]
-    return tuple(min(length + extra, max_len) for length, extra in zip(lengths, overhead))
+                   + 4 * len(c) for text, c in zip(texts, conversations)]
+    return tuple(min(length, max_len) for length in lengths)
 
 
 def _tokenizer_dir(name: str, workspace: Workspace) -> str | None:
     folder, _ = config_folder(name, workspace)
     has_tokenizer = (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file()
     return str(folder) if has_tokenizer and not folder.is_relative_to(REFERENCE_CONFIGS) else None
-
-
-def _data_file(path: str, workspace: Workspace) -> Path:
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else workspace.root / candidate
 
 
 @functools.lru_cache(maxsize=4)
@@ -419,16 +426,10 @@ def _sustained_flops(config: RunConfig, workspace: Workspace) -> tuple[float, st
 
 def time_estimate(config: RunConfig, model: ModelAnatomy, workspace: Workspace) -> TimeEstimate:
     """Steps and seconds for this config on this machine; raises DataError when the data is unreadable."""
-    train_file = _data_file(config.data.train_path, workspace)
-    lengths = list(_token_counts(str(train_file), train_file.stat().st_mtime if train_file.exists() else 0.0,
-                                 _tokenizer_dir(config.model.name, workspace), config.train.max_seq_length))
+    lengths = _token_counts(config.data.train_path, config, workspace)
     validation: list[int] = []
     if config.data.validation_path:
-        validation_file = _data_file(config.data.validation_path, workspace)
-        if validation_file.exists():
-            validation = list(_token_counts(str(validation_file), validation_file.stat().st_mtime,
-                                            _tokenizer_dir(config.model.name, workspace),
-                                            config.train.max_seq_length))
+        validation = _token_counts(config.data.validation_path, config, workspace)
     elif config.data.validation_ratio > 0 and len(lengths) > 1:
         held_out = max(1, round(len(lengths) * config.data.validation_ratio))
         validation, lengths = lengths[:held_out], lengths[held_out:]
