@@ -80,14 +80,14 @@ def _literal_choices(annotation: Any) -> list[Any]:
     return list(typing.get_args(annotation)) if typing.get_origin(annotation) is Literal else []
 
 
-def _list_or_literal(annotation: Any) -> list[Any] | None:
-    """For `list[str] | Literal[...]` (a list of names or a keyword): the keywords; else None."""
-    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
-        return None
-    members = typing.get_args(annotation)
+def _name_list(annotation: Any) -> list[Any] | None:
+    """For `list[str]` or `list[str] | Literal[...]` (names, or a keyword such as "all-linear"): the
+    keywords (maybe none); None for any other type."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+        else (annotation,)
+    lists = [m for m in members if typing.get_origin(m) is list and typing.get_args(m) == (str,)]
     keywords = [choice for member in members for choice in _literal_choices(member)]
-    has_list = any(typing.get_origin(member) is list for member in members)
-    return keywords if has_list and keywords else None
+    return keywords if lists and len(lists) + sum(1 for m in members if _literal_choices(m)) == len(members) else None
 
 
 def _converters(annotation: Any, optional: bool) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
@@ -96,7 +96,7 @@ def _converters(annotation: Any, optional: bool) -> tuple[Callable[[Any], Any], 
         return (lambda v: int(v) if isinstance(v, float) and v.is_integer() else v), _identity
     if annotation in (bool, float) or _literal_choices(annotation):
         return _identity, _identity
-    if (keywords := _list_or_literal(annotation)) is not None:
+    if (keywords := _name_list(annotation)) is not None:
         def to_list_or_keyword(value: Any) -> Any:
             chosen = [value] if isinstance(value, str) else list(value or [])
             return next((keyword for keyword in keywords if keyword in chosen), chosen)
@@ -120,7 +120,7 @@ def _widget(name: str, info: FieldInfo, value: Any) -> gr.components.Component:
                          step=1 if is_int else _float_step(info.default), **common)
     if choices := _literal_choices(annotation):
         return gr.Dropdown(choices, **common)
-    if (keywords := _list_or_literal(annotation)) is not None:
+    if (keywords := _name_list(annotation)) is not None:
         suggestions = keywords + [example for example in (info.examples or []) if example not in keywords]
         return gr.Dropdown(suggestions, multiselect=True, allow_custom_value=True, **common)
     if annotation is str:
