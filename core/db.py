@@ -38,6 +38,12 @@ MIGRATIONS: list[str] = [
         created     TEXT NOT NULL
     );
     """,
+    # 2: what made each dataset version (upload, clean, restore, split, mix) and what it set aside.
+    """
+    ALTER TABLE dataset_versions ADD COLUMN kind TEXT NOT NULL DEFAULT 'upload';
+    ALTER TABLE dataset_versions ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE dataset_versions ADD COLUMN validation_rows INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
