@@ -99,5 +99,6 @@ def test_unwritable_workspace_gets_a_clear_message(tmp_path: Path):
 def test_database_rejects_foreign_key_orphans(workspace: Workspace):
     connection = workspace.connect()
     with pytest.raises(sqlite3.IntegrityError):
-        connection.execute("INSERT INTO dataset_versions VALUES ('nope', 1, NULL, 0, '', '', '')")
+        connection.execute("INSERT INTO dataset_versions (dataset_id, version, parent, rows, sha256, note, created)"
+                           " VALUES ('nope', 1, NULL, 0, '', '', '')")
     connection.close()
