@@ -45,6 +45,20 @@ class DataSection(_Section):
         "Share of the training data held out to measure progress when no validation file is given."))
     system_prompt: str = Field("", description=(
         "An instruction put in front of every conversation, e.g. 'You are the front desk of a clinic.'"))
+    mix: dict[str, float] = Field({}, title="Dataset mix", description=(
+        "Train on several files at once in given shares, e.g. {datasets/faq/v2/data.jsonl: 8, "
+        "datasets/hard-cases/v1/data.jsonl: 2}. The first file is used whole, the others are sampled "
+        "(repeated if needed) to reach their share. When set, it replaces train_path."))
+    keywords: list[str] = Field([], title="Domain keywords", description=(
+        "Words or phrases that matter in your domain (e.g. drug names, 医保). Their tokens in the answers "
+        "count more in the loss; see train.keyword_loss_weight."))
+
+    @field_validator("mix")
+    @classmethod
+    def _positive_shares(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not path.strip() for path in value) or any(share <= 0 for share in value.values()):
+            raise ValueError("give each file a share above 0, e.g. {a.jsonl: 8, b.jsonl: 2}")
+        return value
 
 
 class LoraSection(_Section):
@@ -62,6 +76,9 @@ class LoraSection(_Section):
         "Whether bias terms are trained too. 'none' is standard and keeps the adapter small."))
     use_rslora: bool = Field(False, title="rsLoRA", description="Rank-stabilised scaling (alpha/sqrt(r)); helps at high ranks.")
     use_dora: bool = Field(False, title="DoRA", description="DoRA: splits weights into size and direction; slower, sometimes better.")
+    init_from: str = Field("", title="Continue from adapter", description=(
+        "Two-stage fine-tuning: start from an earlier run's adapter (its run id, or an adapter folder) "
+        "instead of a fresh one. Its rank and layers are kept; the settings above are then not used."))
 
     @field_validator("target_modules")
     @classmethod
@@ -78,7 +95,8 @@ class TrainSection(_Section):
     max_steps: int = Field(-1, ge=-1, description=(
         "Stop after this many optimizer steps; -1 lets 'epochs' decide."))
     batch_size: int = Field(4, ge=1, le=4096, description=(
-        "Conversations per step. Larger is smoother but needs more memory."))
+        "Conversations per step (per process when several GPUs train together). Larger is smoother "
+        "but needs more memory."))
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description=(
         "Adds up several batches before each update: a larger effective batch without more memory."))
     warmup_ratio: float = Field(0.1, ge=0.0, le=0.5, description=(
@@ -88,6 +106,17 @@ class TrainSection(_Section):
         "How the learning rate falls after warm-up."))
     max_seq_length: int = Field(1024, ge=16, le=131072, title="Max length (tokens)", description=(
         "Longest conversation in tokens; longer ones are truncated or dropped. Memory grows with it."))
+    truncation: Literal["truncate", "drop"] = Field("truncate", description=(
+        "What happens to a conversation longer than the max length: 'truncate' keeps its beginning, "
+        "'drop' leaves it out. Either way the run log says how many."))
+    packing: bool = Field(True, description=(
+        "Puts the conversations of a batch end to end without padding; each still sees only itself. "
+        "Same result, much faster. Turn off only to compare."))
+    group_by_length: bool = Field(True, description=(
+        "Batches conversations of similar length together, so less time goes into padding."))
+    keyword_loss_weight: float = Field(2.0, ge=0.0, le=100.0, title="Keyword weight", description=(
+        "How much the domain keywords' answer tokens count in the loss compared with other answer "
+        "tokens (1: the same)."))
     seed: int = Field(42, ge=0, description="Makes runs repeatable: the same seed gives the same result.")
     eval_steps: int = Field(50, ge=0, description="Measure validation loss every N steps (0: only at the end).")
     save_steps: int = Field(100, ge=0, description="Save a checkpoint every N steps, to resume after a stop (0: only at the end).")
@@ -97,6 +126,13 @@ class TrainSection(_Section):
     num_threads: int = Field(0, ge=0, le=1024, description="CPU threads for training; 0 picks one per physical core.")
     gradient_checkpointing: bool = Field(False, description=(
         "Recomputes activations instead of storing them: about 30% slower, much less memory."))
+    early_stopping_patience: int = Field(0, ge=0, le=1000, description=(
+        "Stop when the validation loss has not improved for this many evaluations in a row (0: never)."))
+    keep_best: bool = Field(True, description=(
+        "Keep the adapter from the evaluation with the lowest validation loss, not just the last one."))
+    loss_spike_factor: float = Field(5.0, ge=0.0, le=1000.0, title="Loss-spike guard", description=(
+        "Stop the run if the loss jumps above this many times its recent average, keeping the last good "
+        "checkpoint (0: never). A NaN or infinite loss always stops the run."))
 
     @field_validator("max_steps")
     @classmethod
