@@ -44,6 +44,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE dataset_versions ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE dataset_versions ADD COLUMN validation_rows INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: training runs: when the row last changed, their result, and the run a two-stage run started from.
+    """
+    ALTER TABLE runs ADD COLUMN updated TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN final_loss REAL;
+    ALTER TABLE runs ADD COLUMN best_eval_loss REAL;
+    ALTER TABLE runs ADD COLUMN init_from TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

@@ -36,3 +36,32 @@ class DataError(StudioError):
 
 class DeviceBusyError(StudioError):
     kind = "busy"
+
+
+class OutOfMemoryError(StudioError):
+    kind = "out of memory"
+
+
+class DivergedError(StudioError):
+    """The loss became NaN/infinite or jumped far above its recent average."""
+
+    kind = "NaN"
+
+
+class JobBusyError(StudioError):
+    kind = "busy"
+
+
+def classify(error: BaseException) -> StudioError:
+    """Any failure as a StudioError with a kind and a human message (out-of-memory errors recognised)."""
+    if isinstance(error, StudioError):
+        return error
+    text = str(error)
+    if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
+        return OutOfMemoryError(
+            "Training ran out of memory.",
+            "Lower train.batch_size or train.max_seq_length, switch on train.gradient_checkpointing, "
+            "or use QLoRA (model.load_in_4bit) on a GPU.")
+    first_line = (text.strip().splitlines() or [""])[0][:300]
+    return StudioError(f"Training failed with an unexpected {type(error).__name__}: {first_line}",
+                       "The run's train.log has the details; resume the run after fixing the cause.")

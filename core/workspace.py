@@ -93,6 +93,58 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 @dataclass(frozen=True)
+class RunFolder:
+    """The files of one training run (runs/<id>/), named in one place for the trainer and its readers."""
+
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step-{step:07d}"
+
+    @property
+    def adapter(self) -> Path:
+        """The finished adapter (peft format, with the tokenizer)."""
+        return self.root / "adapter"
+
+    @property
+    def best_adapter(self) -> Path:
+        """While training with keep-best: the adapter of the best evaluation so far."""
+        return self.root / "best-adapter"
+
+    @property
+    def evals(self) -> Path:
+        return self.root / "evals"
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
 
@@ -150,6 +202,9 @@ class Workspace:
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / self._checked(run_id)
+
+    def run_folder(self, run_id: str) -> RunFolder:
+        return RunFolder(self.run_dir(run_id))
 
     def export_dir(self, export_id: str) -> Path:
         return self.exports_dir / self._checked(export_id)
