@@ -141,5 +141,5 @@ def test_empty_and_oversized_files_are_refused_before_reading(tmp_path: Path):
         formats.read_upload(empty)
     big = tmp_path / "big.jsonl"
     big.write_bytes(b'{"prompt": "q", "response": "a"}\n' * 100)
-    with pytest.raises(DataError, match=r"big.jsonl is 3.3 KB, over the 1,000 bytes upload limit"):
+    with pytest.raises(DataError, match=r"big.jsonl is 3.2 KB, over the 1,000 bytes upload limit"):
         formats.read_upload(big, max_bytes=1000)
