@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core import config as run_config  # noqa: E402
-from core.errors import ConfigError, StudioError  # noqa: E402
+from core.errors import ConfigError, DataError, StudioError  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 
 EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
@@ -54,10 +54,37 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("config", help="print a complete, validated run config as YAML")
     _add_config_inputs(show, file_required=False)
 
+    train = commands.add_parser("train", parents=[workspace_flag],
+                                help="train a LoRA adapter, printing progress; the run folder is the last line")
+    _add_config_inputs(train, file_required=False)
+    train.add_argument("--resume", metavar="RUN_ID",
+                       help="continue a stopped, failed or interrupted run from its last checkpoint")
+
     estimate = commands.add_parser("estimate", parents=[workspace_flag],
                                    help="pre-flight figures (parameters, adapter size, memory, time) without loading weights")
     _add_config_inputs(estimate, file_required=False)
     estimate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+    data_command = commands.add_parser("data", help="check or clean a dataset file (.jsonl, .json or .csv)")
+    data_actions = data_command.add_subparsers(dest="data_action", required=True, parser_class=_Parser)
+    for action, action_help in (("check", "validate a file and report what cleaning would do; writes nothing"),
+                                ("clean", "clean a file into --out DIR: data.jsonl, rejects.jsonl, report.json")):
+        step = data_actions.add_parser(action, parents=[workspace_flag], help=action_help)
+        step.add_argument("file", type=Path, help="the dataset file")
+        if action == "clean":
+            step.add_argument("--out", type=Path, required=True, help="folder for data.jsonl, rejects.jsonl, report.json")
+        step.add_argument("--json", action="store_true", help="print the report as one JSON object")
+        step.add_argument("--max-tokens", type=int, default=2048, help="longest conversation in tokens (default 2048)")
+        step.add_argument("--model", default="default", help="model whose tokenizer and chat template count tokens")
+        step.add_argument("--contradictions", default="keep-all", metavar="keep-all|keep-first|drop-all",
+                          help="what to do with each group of contradicting rows (default keep-all: flagged, kept)")
+        step.add_argument("--near-threshold", type=float, default=0.6, help="near-duplicate similarity, 0-1 (default 0.6)")
+        step.add_argument("--skip", action="append", default=[], metavar="STEP",
+                          help="switch a step off (repeatable): low_quality, too_long, duplicates, near_duplicates, "
+                               "contradictions, pii")
+        step.add_argument("--mask-pii", action="store_true", help="replace e-mails, phone and ID numbers by placeholders")
+        for role in ("prompt", "response", "system"):
+            step.add_argument(f"--{role}-column", help=f"CSV column holding the {role}")
     return parser
 
 
@@ -91,6 +118,38 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    import json
+
+    from core import cleaning, data, formats, modeling
+
+    options = cleaning.CleanOptions(
+        steps=tuple(step for step in cleaning.STEPS if step not in args.skip), max_tokens=args.max_tokens,
+        near_duplicate_threshold=args.near_threshold, contradictions=args.contradictions, mask_pii=args.mask_pii)
+    unknown = sorted(set(args.skip) - set(cleaning.STEPS))
+    if unknown:
+        raise DataError(f"Unknown step(s) for --skip: {', '.join(unknown)}.", f"Use: {', '.join(cleaning.STEPS)}.")
+    mapping = None
+    if args.prompt_column or args.response_column:
+        mapping = formats.CsvMapping(args.prompt_column or "prompt", args.response_column or "response", args.system_column)
+    parsed = data.read_file(args.file, mapping)   # a file that cannot be read fails before any model loads
+    counter = None
+    if "too_long" in options.steps:
+        workspace = _workspace(args)
+        if args.model == modeling.DEFAULT_MODEL and not modeling.default_model_ready(workspace):
+            print("Converting the built-in default model (once, about 30 s)…", file=sys.stderr, flush=True)
+        counter = data.token_counter(workspace, args.model)
+    if args.data_action == "clean":
+        checked = data.clean_file(args.file, parsed, args.out, options, counter)
+    else:
+        checked = data.check_file(args.file, parsed, options, counter)
+    if args.json:
+        print(json.dumps({**checked.report, "rejected_rows": checked.rejected_rows()}, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(data.summary_lines(checked)))
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from core import doctor
 
@@ -112,6 +171,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from core import jobs
+
+    config = None if args.resume else run_config.build(args.config_file, args.preset, args.overrides)
+    folder = jobs.run_in_foreground(_workspace(args), config, args.resume, echo=lambda line: print(line, flush=True))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(folder.root)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from studio.app import launch
 
@@ -119,7 +188,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"config": cmd_config, "doctor": cmd_doctor, "estimate": cmd_estimate, "prepare": cmd_prepare, "ui": cmd_ui}
+COMMANDS = {"config": cmd_config, "data": cmd_data, "doctor": cmd_doctor, "estimate": cmd_estimate, "prepare": cmd_prepare,
+            "train": cmd_train, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(["ui", *(argv if argv is not None else sys.argv[1:])])
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as error:
+    except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StudioError as error:
