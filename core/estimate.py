@@ -54,7 +54,7 @@ import psutil
 import torch
 import yaml
 
-from core import data, modeling, templates
+from core import data, lengths, modeling, templates
 from core.config import LoraSection, RunConfig
 from core.errors import ConfigError, ModelLoadError, StudioError
 from core.workspace import Workspace, read_json
@@ -354,22 +354,21 @@ def _token_counts(path: str, config: RunConfig, workspace: Workspace) -> list[in
 @functools.lru_cache(maxsize=8)
 def _cached_token_counts(path: str, mtime: float, tokenizer_dir: str | None, template: str, system_prompt: str,
                          max_len: int) -> tuple[int, ...]:
-    """With the model's tokenizer when it is on disk: each conversation rendered with the run's chat
-    template, as training does. Without it: about one token per CJK character and per four other
+    """With the model's tokenizer when it is on disk: exact counts under the run's chat template, as
+    training counts them. Without it: about one token per CJK character and per four other
     characters, plus four per message for the template's markers."""
-    conversations = [templates.with_system_prompt(c, system_prompt) for c in data.load_conversations(Path(path))]
+    conversations = data.load_conversations(Path(path))
     if tokenizer_dir is not None:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        source = templates.template_source(tokenizer, template)
-        lengths = [len(tokenizer.apply_chat_template(c, chat_template=source, tokenize=True, return_dict=False))
-                   for c in conversations]
+        counter = lengths.TokenCounter(AutoTokenizer.from_pretrained(tokenizer_dir), template, system_prompt)
+        counts = [counter.count(conversation) for conversation in conversations]
     else:
-        texts = ["".join(message["content"] for message in c) for c in conversations]
-        lengths = [sum(1 for ch in text if ord(ch) >= 0x2E80) + sum(1 for ch in text if ord(ch) < 0x2E80) // 4
-                   + 4 * len(c) for text, c in zip(texts, conversations)]
-    return tuple(min(length, max_len) for length in lengths)
+        with_system = [templates.with_system_prompt(c, system_prompt) for c in conversations]
+        texts = ["".join(message["content"] for message in c) for c in with_system]
+        counts = [sum(1 for ch in text if ord(ch) >= 0x2E80) + sum(1 for ch in text if ord(ch) < 0x2E80) // 4
+                  + 4 * len(c) for text, c in zip(texts, with_system)]
+    return tuple(min(count, max_len) for count in counts)
 
 
 def _tokenizer_dir(name: str, workspace: Workspace) -> str | None:

@@ -205,6 +205,10 @@ class ConfigForm:
     def components(self) -> list[gr.components.Component]:
         return [field.widget for field in self.fields]
 
+    def widget(self, name: str) -> gr.components.Component:
+        """The widget of one dotted field name, for the few handlers that set one field from another."""
+        return next(field.widget for field in self.fields if field.name == name)
+
     def read(self, values: Sequence[Any]) -> run_config.RunConfig:
         """The validated config from widget values (in `components` order); raises ConfigError."""
         data: dict[str, Any] = {}

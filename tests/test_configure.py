@@ -3,10 +3,11 @@
 import gradio as gr
 import pytest
 
-from core import config, presets
+from core import config, data, presets
 from core.errors import ConfigError
 from core.workspace import Workspace
 from studio.forms import ConfigForm, field_label
+from studio.tabs.configure import dataset_choices, validation_file_of
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +64,13 @@ def test_saved_presets_come_back_exactly(workspace: Workspace):
     assert presets.apply(config.RunConfig(), key, workspace) == mine
     with pytest.raises(ConfigError, match="needs a name"):
         presets.save(workspace, "  ", mine)
+
+
+def test_dataset_picker_lists_every_version_and_pairs_split_validation(workspace: Workspace):
+    data.ensure_demo_dataset(workspace)
+    split = data.split_version(workspace, data.DEMO_DATASET_ID, 1, validation_ratio=0.2)
+    choices = dataset_choices(workspace)
+    assert [label.split(" · ")[1] for label, _ in choices] == ["v2 (split)", "v1 (upload)"]
+    split_file, upload_file = (path for _, path in choices)
+    assert validation_file_of(split_file, workspace) == f"datasets/{data.DEMO_DATASET_ID}/v{split.version}/validation.jsonl"
+    assert validation_file_of(upload_file, workspace) == ""

@@ -7,6 +7,7 @@ reads when Start is pressed.
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -36,12 +37,18 @@ def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
     """Every version of every dataset, newest first, as (label, data file relative to the workspace)."""
     choices = []
     for dataset in data.list_datasets(workspace):
-        for version in range(dataset.latest_version, 0, -1):
-            data_file = workspace.dataset_version_dir(dataset.id, version) / "data.jsonl"
-            if data_file.is_file():
-                rows = f" · {dataset.rows} conversations" if version == dataset.latest_version else ""
-                choices.append((f"{dataset.name} · v{version}{rows}", str(data_file.relative_to(workspace.root))))
+        for version in reversed(data.versions(workspace, dataset.id)):
+            data_file = workspace.dataset_version_dir(dataset.id, version.version) / data.DATA_FILE
+            choices.append((f"{dataset.name} · v{version.version} ({version.kind}) · {version.rows} conversations",
+                            str(data_file.relative_to(workspace.root))))
     return choices
+
+
+def validation_file_of(train_path: str, workspace: Workspace) -> str:
+    """The validation rows that a split dataset version keeps beside its training rows, or "" for none."""
+    candidate = Path(train_path or ".").with_name(data.VALIDATION_FILE)
+    resolved = candidate if candidate.is_absolute() else workspace.root / candidate
+    return str(candidate) if resolved.is_file() else ""
 
 
 def preflight_markdown(report: preflight.Preflight) -> str:
@@ -123,12 +130,20 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                 gr.update(choices=presets.choices(workspace), value=key))
 
     @friendly
+    def pair_validation(train_path: str) -> str:
+        return validation_file_of(train_path, workspace)
+
+    @friendly
     def refresh_choices() -> tuple[dict, dict, dict]:
         return (gr.update(choices=presets.choices(workspace)), gr.update(choices=model_choices(workspace)),
                 gr.update(choices=dataset_choices(workspace)))
 
     gr.on([widget.input for widget in fields], check, fields, preflight_outputs, api_name="configure_check",
           trigger_mode="always_last", show_progress="hidden")
+    validation_path = form.widget("data.validation_path")
+    dataset_picker.input(pair_validation, dataset_picker, validation_path, api_name="configure_dataset",
+                         show_progress="hidden").then(check, fields, preflight_outputs,
+                                                      api_name="configure_check_dataset", show_progress="hidden")
     preset.input(choose_preset, [preset, *fields], fields, api_name="configure_preset", show_progress="hidden").then(
         check, fields, preflight_outputs, api_name="configure_check_preset", show_progress="hidden")
     save.click(save_preset, [preset_name, *fields], [saved_note, preset], api_name="configure_save_preset")

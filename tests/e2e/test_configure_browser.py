@@ -18,7 +18,7 @@ def test_configure_shows_the_preflight_estimate_for_the_quick_demo(page: Page):
     panel = page.locator("#preflight-panel")
     expect(panel).to_contain_text("Trainable parameters", timeout=30_000)
 
-    pick(page, "cfg-data-train-path", "Demo: clinic patient FAQ (zh/en) · v1 · 349 conversations")
+    pick(page, "cfg-data-train-path", "Demo: clinic patient FAQ (zh/en) · v1 (upload) · 349 conversations")
     pick(page, "cfg-preset", "Quick demo (CPU)")
     # Quick demo: r=8 on q_proj (576→576) and v_proj (576→192) in 30 layers = 8·(1152 + 768)·30.
     expect(panel).to_contain_text("460,800 of 134,515,008", timeout=30_000)
