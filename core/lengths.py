@@ -12,6 +12,7 @@ sequence of roles, measured once per sequence (and per row for a template that c
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from jinja2 import TemplateError
@@ -25,6 +26,17 @@ DEFAULT_SAMPLE = 4000   # rows measured for the length histograms (all of them i
 _MARGIN = 8
 
 
+@dataclass(frozen=True)
+class LossPreview:
+    """A conversation as training sees it: each token's text and whether the loss trains it."""
+
+    tokens: list[tuple[str, bool]]
+
+    @property
+    def trained(self) -> int:
+        return sum(trained for _, trained in self.tokens)
+
+
 class TokenCounter:
     def __init__(self, tokenizer: Any, template: templates.TemplateName = "auto", system_prompt: str = "") -> None:
         self.tokenizer = tokenizer
@@ -36,6 +48,16 @@ class TokenCounter:
     def count(self, messages: list[Message]) -> int:
         """Tokens of the conversation exactly as training sees it."""
         return len(templates.tokenize_conversation(self.tokenizer, messages, self.template, self.system_prompt).input_ids)
+
+    def preview(self, messages: list[Message]) -> LossPreview:
+        """The tokens of the conversation, as tokenize_conversation makes them for training, with their
+        text (a character split over several byte tokens is shown once, on the first)."""
+        tokenized = templates.tokenize_conversation(self.tokenizer, messages, self.template, self.system_prompt)
+        tokens, shown_up_to = [], 0
+        for (start, end), label in zip(tokenized.offsets, tokenized.labels):
+            tokens.append((tokenized.text[max(start, shown_up_to):end], label != templates.IGNORE_INDEX))
+            shown_up_to = max(shown_up_to, end)
+        return LossPreview(tokens)
 
     def _render(self, messages: list[Message]) -> str:
         return self.tokenizer.apply_chat_template(messages, chat_template=self._source, tokenize=False)

@@ -1,26 +1,546 @@
-"""Data tab: the datasets in the workspace (upload, cleaning and versions arrive with the data issue)."""
+"""Data tab: upload a file, see what is wrong with it line by line, clean it into a new version (resolving
+contradictions), browse samples, token lengths and the chat template's loss mask, bring rejects back,
+split and mix. Every handler turns widget values into one core.data call and its result into updates.
+"""
 
 from __future__ import annotations
 
+import html
+import re
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
 import pandas as pd
+import plotly.graph_objects as go
 
-from core import data
+from core import cleaning, data, formats, modeling, splits, templates
+from core.errors import DataError
+from core.lengths import DEFAULT_MAX_TOKENS
 from studio.context import StudioContext
 from studio.errors import friendly
 
-COLUMNS = ["Dataset", "Id", "Latest version", "Conversations", "Source file", "Added"]
+DATASET_COLUMNS = ["Dataset", "Id", "Latest version", "Conversations", "Source file", "Added"]
+SAMPLE_COLUMNS = ["Line", "Prompt", "Response", "Flags"]
+REJECT_COLUMNS = ["Line", "Reasons", "Details", "Set aside in", "Prompt / text", "Response"]
+COUNT_COLUMNS = ["Check", "Rows", "What it means"]
+PAGE_SIZE = 20
+CELL_CHARS = 300
+STEP_LABELS = {
+    "low_quality": "Low quality (empty, too short, repeats the prompt, runaway repetition, mojibake, placeholders)",
+    "too_long": "Too long for the model (tokens under its chat template)",
+    "duplicates": "Exact duplicates (ignoring width, case and spacing)",
+    "near_duplicates": "Near-duplicates (MinHash similarity)",
+    "contradictions": "Contradictions (same question, different answers)",
+    "pii": "Personal data (e-mail, phone, ID numbers, URLs with tokens): flag",
+}
+REASON_HELP = {
+    "invalid": "could not be read (see the upload report for line numbers)",
+    "duplicate": "the same conversation as an earlier row",
+    "near_duplicate": "almost the same question and answer as an earlier row",
+    "contradiction": "dropped while resolving a contradiction group",
+    "low_quality": "empty, too short, repeats the prompt, repeats itself, garbled or placeholder",
+    "too_long": "more tokens than the longest allowed",
+    "template_error": "the model's chat template cannot lay the conversation out",
+}
+NO_GROUPS = "No contradictions found: no question is answered in two different ways."
 
+
+# ---------------------------------------------------------------- formatting (values → widgets)
+
+def _cell(text: str) -> str:
+    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS] + "…"
+
+
+def _joined(messages: list[dict[str, str]], role: str) -> str:
+    return "\n".join(m["content"] for m in messages if m["role"] == role)
+
+
+def _flags(row: dict[str, Any]) -> str:
+    flags = row.get("flags") or {}
+    shown = [f"contradiction {flags['contradiction']}" if "contradiction" in flags else "",
+             f"personal data: {', '.join(flags['pii'])}" if "pii" in flags else "",
+             "restored" if row.get("restored") else "", f"from {row['source']}" if row.get("source") else ""]
+    return "; ".join(part for part in shown if part)
+
+
+def datasets_table(ctx: StudioContext) -> pd.DataFrame:
+    rows = [(d.name, d.id, f"v{d.latest_version}", d.rows, d.source_file, d.created)
+            for d in data.list_datasets(ctx.workspace)]
+    return pd.DataFrame(rows, columns=DATASET_COLUMNS)
+
+
+def dataset_choices(ctx: StudioContext) -> list[tuple[str, str]]:
+    return [(f"{d.name} ({d.id})", d.id) for d in data.list_datasets(ctx.workspace)]
+
+
+def version_choices(ctx: StudioContext, dataset_id: str | None) -> list[tuple[str, str]]:
+    """Newest first; each value names its dataset too ("demo-clinic-faq/v2"), so that picking another
+    dataset always changes the version value and everything below follows."""
+    if not dataset_id:
+        return []
+    return [(f"v{v.version} · {v.kind} · {v.rows + v.validation_rows} rows", f"{dataset_id}/v{v.version}")
+            for v in reversed(data.versions(ctx.workspace, dataset_id))]
+
+
+def version_markdown(ctx: StudioContext, dataset_id: str, version: int) -> str:
+    report = data.read_report(ctx.workspace, dataset_id, version)
+    folder = ctx.workspace.dataset_version_dir(dataset_id, version).relative_to(ctx.workspace.root)
+    made = {"upload": f"uploaded from `{report.get('source_file', '?')}`",
+            "clean": f"cleaned from v{report['parent']}", "restore": f"v{report['parent']} plus restored rows",
+            "split": f"v{report['parent']} split for training", "mix": f"v{report['parent']} mixed with "
+            f"{report['parameters'].get('other', '?')} at {':'.join(map(str, report['parameters'].get('ratio', [])))}"}
+    lines = [f"**v{version}** — {made.get(report['kind'], report['kind'])} · {report['kept']} rows · "
+             f"{report['rejected']} set aside by this step, {report['rejects_total']} rejects in all · "
+             f"sha256 `{report['sha256'][:12]}` · {report['created']}",
+             f"Train on `{folder / data.DATA_FILE}`"]
+    if "split" in report:
+        split = report["split"]
+        lines.append(f"Validate on `{folder / data.VALIDATION_FILE}` — {split['train']} train / "
+                     f"{split['validation']} validation, {split['kept_together']} rows kept with their "
+                     f"near-duplicates, **{split['leaks']} leaks**")
+    return "\n\n".join(lines)
+
+
+def upload_markdown(report: dict[str, Any], rejects: list[dict[str, Any]]) -> str:
+    formats_seen = ", ".join(f"{count} {kind.replace('_', '/')}" for kind, count in report["record_formats"].items())
+    text = (f"### Read {report['rows_read']:,} rows from `{report['source_file']}`\n"
+            f"**{report['kept']:,} readable** ({formats_seen or 'none'}), **{report['rejected']:,} could not be read**. "
+            "The file is stored exactly as uploaded; nothing is dropped silently.")
+    invalid = [row for row in rejects if "invalid" in row["reasons"]]
+    if invalid:
+        text += "\n\n" + "\n".join(f"- line {row['source_line']}: {row['details'][0]}" for row in invalid[:10])
+        if len(invalid) > 10:
+            text += f"\n- … {len(invalid) - 10} more in the Rejects tab"
+    return text
+
+
+def counts_table(report: dict[str, Any]) -> pd.DataFrame:
+    rows = [(reason.replace("_", " "), count, REASON_HELP[reason]) for reason, count in report["reasons"].items()
+            if reason != "invalid"]
+    rows += [("flagged: personal data", report["flags"].get("pii", 0), "kept, marked (masked if you chose so)"),
+             ("flagged: contradiction", report["flags"].get("contradiction", 0), "kept until you resolve the group"),
+             ("kept", report["kept"], f"of {report['rows_read']} rows")]
+    return pd.DataFrame(rows, columns=COUNT_COLUMNS)
+
+
+def group_choices(groups: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(f"{g['id']}: lines {', '.join(map(str, g['source_lines']))}", g["id"]) for g in groups]
+
+
+def resolution_choices(group: dict[str, Any]) -> list[tuple[str, str]]:
+    return ([("Keep all (flagged)", cleaning.KEEP_ALL)]
+            + [(f"Keep line {line} only", f"{cleaning.KEEP_LINE}{line}") for line in group["source_lines"]]
+            + [("Drop all", cleaning.DROP_ALL)])
+
+
+def group_html(group: dict[str, Any]) -> str:
+    cards = "".join(
+        f"<div class='ds-card' style='flex:1;min-width:220px;border:1px solid #cbd5e1;border-radius:8px;padding:10px'>"
+        f"<div style='font-weight:700'>Line {row['source_line']}</div>"
+        f"<div style='margin-top:6px'><b>Prompt:</b> {html.escape(row['prompt'])}</div>"
+        f"<div style='margin-top:6px'><b>Response:</b> {html.escape(row['response'])}</div></div>"
+        for row in group["rows"])
+    return f"<div id='ds-group-cards' style='display:flex;gap:12px;flex-wrap:wrap'>{cards}</div>"
+
+
+def resolutions_markdown(groups: list[dict[str, Any]], resolutions: dict[str, str]) -> str:
+    if not groups:
+        return NO_GROUPS
+    labels = {cleaning.KEEP_ALL: "keep all (flagged)", cleaning.DROP_ALL: "drop all"}
+    lines = [f"- **{g['id']}** (lines {', '.join(map(str, g['source_lines']))}): "
+             + labels.get(resolutions.get(g["id"], cleaning.KEEP_ALL),
+                          resolutions.get(g["id"], "").replace(cleaning.KEEP_LINE, "keep line "))
+             for g in groups]
+    return f"**{len(groups)} contradiction group(s)** — what saving will do:\n" + "\n".join(lines)
+
+
+def lengths_figure(report: dict[str, Any] | None) -> go.Figure:
+    figure = go.Figure()
+    measured = (report or {}).get("lengths")
+    if measured:
+        figure.add_histogram(x=measured["prompt_tokens"], name="Prompt", opacity=0.7)
+        figure.add_histogram(x=measured["response_tokens"], name="Response", opacity=0.7)
+        sample = "" if measured["measured"] == measured["rows"] else f" (random {measured['measured']:,} of {measured['rows']:,})"
+        title = f"Token lengths of the kept rows{sample}"
+    else:
+        title = "Token lengths appear after a check or a cleaning run"
+    figure.update_layout(title=title, barmode="overlay", xaxis_title="tokens", yaxis_title="rows",
+                         height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    return figure
+
+
+def rows_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([(row["source_line"], _cell(_joined(row["messages"], "user")),
+                          _cell(_joined(row["messages"], "assistant")), _flags(row)) for row in rows],
+                        columns=SAMPLE_COLUMNS)
+
+
+def rejects_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([(row["source_line"], ", ".join(row["reasons"]), _cell("; ".join(row["details"])),
+                          f"v{row.get('version', '?')}",
+                          _cell(_joined(row["messages"], "user") if "messages" in row else row.get("text", "")),
+                          _cell(_joined(row["messages"], "assistant") if "messages" in row else ""))
+                         for row in rows], columns=REJECT_COLUMNS)
+
+
+def page_of(rows: list[dict[str, Any]], page: float) -> tuple[list[dict[str, Any]], int, str]:
+    """(rows on the page, the page number actually shown, 'Rows a–b of n')."""
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    number = min(max(1, int(page or 1)), pages)
+    shown = rows[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
+    first = (number - 1) * PAGE_SIZE + 1 if shown else 0
+    return shown, number, f"Rows {first}–{first + len(shown) - 1 if shown else 0} of {len(rows):,} · page {number} of {pages}"
+
+
+def preview_html(previews: list[tuple[int, Any]]) -> str:
+    parts = []
+    for line, preview in previews:
+        warning = ("<div style='color:#b91c1c;font-weight:700'>⚠ No token is trained: this sample teaches nothing "
+                   "(check the template).</div>" if preview.trained == 0 else "")
+        spans = "".join(
+            f"<span class='{'tok-trained' if trained else 'tok-masked'}' style='"
+            f"{'background:#bbf7d0;color:#14532d' if trained else 'background:#e2e8f0;color:#475569'};"
+            f"border-right:1px solid #fff'>{html.escape(text).replace(chr(10), '↵<br>')}</span>"
+            for text, trained in preview.tokens if text)
+        parts.append(f"<div class='ds-preview' style='margin-bottom:14px'><div><b>Line {line}</b> · "
+                     f"{len(preview.tokens)} tokens, {preview.trained} trained</div>{warning}"
+                     f"<div style='font-family:monospace;white-space:normal;line-height:1.7;border:1px solid #cbd5e1;"
+                     f"padding:8px;border-radius:6px'>{spans}</div></div>")
+    legend = ("<div style='margin-bottom:8px'><span style='background:#bbf7d0;padding:2px 6px'>trained (the answer)"
+              "</span> <span style='background:#e2e8f0;padding:2px 6px'>masked: no loss (prompt, template)</span></div>")
+    return legend + "".join(parts)
+
+
+def _lines(text: str) -> list[int]:
+    found = re.findall(r"\d+", text or "")
+    if not found:
+        raise DataError("No line numbers given.", "Type the line numbers to restore, e.g. 31, 84, or click rows in the table.")
+    return [int(number) for number in found]
+
+
+def _selected(value: str | None) -> tuple[str, int]:
+    """("demo-clinic-faq", 2) from the version dropdown's value "demo-clinic-faq/v2"."""
+    dataset_id, _, number = (value or "").rpartition("/v")
+    if not dataset_id or not number.isdigit():
+        raise DataError("No dataset version is selected.", "Pick a dataset and a version at the top of the Data tab.")
+    return dataset_id, int(number)
+
+
+# ---------------------------------------------------------------- the tab
 
 def build(ctx: StudioContext, app: gr.Blocks) -> None:
-    gr.Markdown("Datasets in this workspace. Uploading, validating, cleaning and versioning your own "
-                "files is coming next; the built-in demo dataset is ready to train on.")
-    table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
+    workspace = ctx.workspace
+    with gr.Row():
+        dataset = gr.Dropdown(label="Dataset", elem_id="ds-dataset", scale=3)
+        version = gr.Dropdown(label="Version", elem_id="ds-version", scale=2)
+    version_summary = gr.Markdown(elem_id="ds-version-summary")
+    with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
+        table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
+    last_check = gr.State({})        # the last check's report (counts, groups) for this session
+    resolutions = gr.State({})       # contradiction group id → keep-all | drop-all | keep:<line>
+    csv_upload = gr.State("")        # a CSV waiting for its column mapping
+
+    with gr.Tabs(elem_id="ds-tabs"):
+        with gr.Tab("Upload & clean", id="ds-clean", elem_id="ds-clean-tab"):
+            with gr.Row():
+                upload = gr.File(label="Upload a dataset (.jsonl, .json or .csv)", file_types=[".jsonl", ".json", ".csv"],
+                                 elem_id="ds-upload", scale=3)
+                name = gr.Textbox(label="Name (optional)", placeholder="e.g. Clinic FAQ 2024", elem_id="ds-name", scale=2)
+            with gr.Group(visible=False, elem_id="ds-csv-mapping") as csv_mapping:
+                gr.Markdown("This is a CSV file: choose which columns hold the conversation.")
+                with gr.Row():
+                    csv_prompt = gr.Dropdown(label="Prompt column", elem_id="ds-csv-prompt")
+                    csv_response = gr.Dropdown(label="Response column", elem_id="ds-csv-response")
+                    csv_system = gr.Dropdown(label="System column (optional)", elem_id="ds-csv-system")
+                csv_import = gr.Button("Import CSV", variant="primary", elem_id="ds-csv-import")
+            upload_report = gr.Markdown(elem_id="ds-upload-report")
+            with gr.Accordion("Cleaning settings", open=False, elem_id="ds-settings"):
+                steps = gr.CheckboxGroup([(label, step) for step, label in STEP_LABELS.items()], value=list(cleaning.STEPS),
+                                         label="Steps", elem_id="ds-steps")
+                with gr.Row():
+                    near = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Near-duplicate similarity",
+                                     info="How alike two answers must be to count as one (1 = identical).",
+                                     elem_id="ds-near-threshold")
+                    question = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Same-question similarity",
+                                         info="How alike two prompts must be to count as the same question.",
+                                         elem_id="ds-question-threshold")
+                with gr.Row():
+                    min_chars = gr.Number(value=2, precision=0, minimum=0, label="Shortest answer (characters)",
+                                          elem_id="ds-min-chars")
+                    max_tokens = gr.Number(value=DEFAULT_MAX_TOKENS, precision=0, minimum=16, label="Longest row (tokens)",
+                                           elem_id="ds-max-tokens")
+                    model = gr.Dropdown([(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)], value=modeling.DEFAULT_MODEL,
+                                        allow_custom_value=True, label="Model (tokenizer and chat template)",
+                                        info="Type a model folder or hub id to use another.", elem_id="ds-model")
+                    mask_pii = gr.Checkbox(label="Mask personal data ([EMAIL], [PHONE]…)", elem_id="ds-mask-pii")
+            check = gr.Button("Check this version", elem_id="ds-check")
+            counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
+            groups_summary = gr.Markdown(elem_id="ds-groups-summary")
+            with gr.Group(visible=False, elem_id="ds-group-panel") as group_panel:
+                group = gr.Dropdown(label="Contradiction group", elem_id="ds-group")
+                group_view = gr.HTML(elem_id="ds-group-view")
+                group_choice = gr.Radio(label="Resolve this group", elem_id="ds-group-choice")
+            save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
+            save_report = gr.Markdown(elem_id="ds-save-report")
+
+        with gr.Tab("Browse", id="ds-browse", elem_id="ds-browse-tab"):
+            lengths_plot = gr.Plot(elem_id="ds-lengths", label="Token lengths")
+            with gr.Row():
+                search = gr.Textbox(label="Find text", placeholder="a word in the prompt or answer", elem_id="ds-search", scale=3)
+                sample_page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="ds-sample-page", scale=1)
+                sample_prev = gr.Button("◀ Previous", elem_id="ds-sample-prev", scale=1)
+                sample_next = gr.Button("Next ▶", elem_id="ds-sample-next", scale=1)
+            sample_info = gr.Markdown(elem_id="ds-sample-info")
+            samples = gr.Dataframe(headers=SAMPLE_COLUMNS, interactive=False, wrap=True, elem_id="ds-samples")
+            with gr.Row():
+                template = gr.Dropdown(["auto", *templates.BUILTIN_TEMPLATES], value="auto", label="Chat template",
+                                       elem_id="ds-template", scale=2)
+                preview_button = gr.Button("Preview the template on this page's first 3 rows", elem_id="ds-preview-button",
+                                           scale=3)
+            preview = gr.HTML(elem_id="ds-template-preview")
+
+        with gr.Tab("Rejects", id="ds-rejects", elem_id="ds-rejects-tab"):
+            with gr.Row():
+                reason = gr.Dropdown([("All reasons", "")] + [(r.replace("_", " "), r) for r in cleaning.REASONS], value="",
+                                     label="Reason", elem_id="ds-reject-reason", scale=2)
+                reject_page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="ds-reject-page", scale=1)
+                reject_prev = gr.Button("◀ Previous", elem_id="ds-reject-prev", scale=1)
+                reject_next = gr.Button("Next ▶", elem_id="ds-reject-next", scale=1)
+            reject_info = gr.Markdown(elem_id="ds-reject-info")
+            rejects = gr.Dataframe(headers=REJECT_COLUMNS, interactive=False, wrap=True, elem_id="ds-rejects")
+            with gr.Row():
+                restore_lines = gr.Textbox(label="Lines to restore", placeholder="e.g. 31, 84 — or click rows above",
+                                           elem_id="ds-restore-lines", scale=3)
+                restore = gr.Button("Restore into a new version", variant="primary", elem_id="ds-restore", scale=1)
+            restore_report = gr.Markdown(elem_id="ds-restore-report")
+
+        with gr.Tab("Split & mix", id="ds-split", elem_id="ds-split-tab"):
+            gr.Markdown("**Split** holds out rows for validation. Rows whose prompts are near-duplicates stay on "
+                        "one side, so validation never tests what training has already seen.")
+            with gr.Row():
+                validation_ratio = gr.Slider(0.02, 0.5, value=0.1, step=0.01, label="Validation share",
+                                             elem_id="ds-validation-ratio")
+                seed = gr.Number(value=0, precision=0, label="Seed (same seed, same split)", elem_id="ds-seed")
+                split = gr.Button("Split into a new version", variant="primary", elem_id="ds-split-button")
+            gr.Markdown("**Mix** adds rows of another dataset (e.g. hard examples) so that they make up a share of "
+                        "the result: 8:2 keeps every row of this version and adds a quarter as many from the other "
+                        "(repeating them if there are too few).")
+            with gr.Row():
+                other = gr.Dropdown(label="Other dataset", elem_id="ds-mix-other")
+                other_version = gr.Dropdown(label="Its version", elem_id="ds-mix-other-version")
+                ratio = gr.Textbox(value="8:2", label="Ratio (this : other)", elem_id="ds-mix-ratio")
+                mix = gr.Button("Mix into a new version", variant="primary", elem_id="ds-mix-button")
+            split_report = gr.Markdown(elem_id="ds-split-report")
+
+    # ------------------------------------------------------------ handlers
+
+    def options(step_values, near_value, question_value, min_value, max_value, mask_value, chosen=None):
+        return cleaning.CleanOptions(steps=tuple(step_values or ()), near_duplicate_threshold=float(near_value),
+                                     same_question_threshold=float(question_value), min_response_chars=int(min_value or 0),
+                                     max_tokens=int(max_value or DEFAULT_MAX_TOKENS), mask_pii=bool(mask_value),
+                                     resolutions=dict(chosen or {}))
+
+    def show_version(dataset_id: str, number: int):
+        """Updates for the datasets table, both dataset pickers and the version picker, selecting one version."""
+        choices = dataset_choices(ctx)
+        return (datasets_table(ctx), gr.update(choices=choices, value=dataset_id),
+                gr.update(choices=version_choices(ctx, dataset_id), value=f"{dataset_id}/v{number}"),
+                gr.update(choices=choices))
+
+    def matching(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+        needle = (text or "").strip().casefold()
+        return [row for row in rows if any(needle in m["content"].casefold() for m in row["messages"])] if needle else rows
 
     @friendly
-    def list_datasets() -> pd.DataFrame:
-        rows = [(d.name, d.id, f"v{d.latest_version}", d.rows, d.source_file, d.created)
-                for d in data.list_datasets(ctx.workspace)]
-        return pd.DataFrame(rows, columns=COLUMNS)
+    def list_datasets():
+        choices = dataset_choices(ctx)
+        return datasets_table(ctx), gr.update(choices=choices, value=choices[-1][1] if choices else None), gr.update(choices=choices)
 
-    app.load(list_datasets, None, table, api_name="list_datasets", show_progress="hidden")
+    @friendly
+    def select_dataset(dataset_id: str):
+        choices = version_choices(ctx, dataset_id)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    @friendly
+    def select_version(selected: str | None):
+        if not selected:
+            return "", lengths_figure(None), 1, 1
+        dataset_id, number = _selected(selected)
+        report = data.read_report(workspace, dataset_id, number)
+        return version_markdown(ctx, dataset_id, number), lengths_figure(report), 1, 1
+
+    @friendly
+    def upload_file(file_path: str | None, display_name: str):
+        if not file_path:
+            raise DataError("No file was uploaded.", "Drop a .jsonl, .json or .csv file on the upload area.")
+        original = Path(file_path).name
+        if formats.file_format(original) != "csv":
+            return import_rows(file_path, display_name, None)
+        columns = formats.csv_columns(formats.read_upload(Path(file_path), name=original), original)
+        guess = formats.guess_mapping(columns) or formats.CsvMapping(columns[0], columns[-1])
+        return (*[gr.update()] * 4, gr.update(visible=True), file_path, gr.update(choices=columns, value=guess.prompt),
+                gr.update(choices=columns, value=guess.response), gr.update(choices=["", *columns], value=guess.system or ""),
+                f"`{original}` has the columns {', '.join(columns)}: check the mapping below, then **Import CSV**.")
+
+    @friendly
+    def import_csv(file_path: str, display_name: str, prompt_column: str, response_column: str, system_column: str):
+        if not file_path:
+            raise DataError("No CSV file is waiting to be imported.", "Upload the CSV file first.")
+        return import_rows(file_path, display_name, formats.CsvMapping(prompt_column, response_column, system_column or None))
+
+    def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
+        created = data.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
+        message = upload_markdown(data.read_report(workspace, created.dataset_id, 1),
+                                  data.read_rejects(workspace, created.dataset_id, 1))
+        return (*show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
+
+    @friendly
+    def check_version(selected, step_values, near_value, question_value, min_value, max_value, model_name, mask_value,
+                      csv_waiting: str = ""):
+        if csv_waiting:   # an upload that still needs its column mapping: nothing new to check yet
+            return (*[gr.update()] * 8, gr.update())
+        dataset_id, number = _selected(selected)
+        report = data.check_version(workspace, dataset_id, number,
+                                    options(step_values, near_value, question_value, min_value, max_value, mask_value),
+                                    model=model_name or modeling.DEFAULT_MODEL)
+        report["selected"] = selected   # the choices made on this check belong to this version only
+        groups = report["contradiction_groups"]
+        first = groups[0] if groups else None
+        counted = gr.update(value=counts_table(report), label=f"What cleaning would do to {selected}")
+        return (report, {}, counted, resolutions_markdown(groups, {}), gr.update(visible=bool(groups)),
+                gr.update(choices=group_choices(groups), value=first["id"] if first else None),
+                group_html(first) if first else "",
+                gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None),
+                lengths_figure(report))
+
+    @friendly
+    def show_group(group_id: str, report: dict, chosen: dict):
+        found = next((g for g in (report or {}).get("contradiction_groups", []) if g["id"] == group_id), None)
+        if found is None:
+            return "", gr.update(choices=[], value=None)
+        return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
+
+    @friendly
+    def resolve_group(group_id: str, choice: str, report: dict, chosen: dict):
+        updated = {**(chosen or {}), group_id: choice} if group_id and choice else dict(chosen or {})
+        return updated, resolutions_markdown((report or {}).get("contradiction_groups", []), updated)
+
+    @friendly
+    def save_version(selected, step_values, near_value, question_value, min_value, max_value, model_name, mask_value,
+                     chosen, checked):
+        dataset_id, number = _selected(selected)
+        if chosen and (checked or {}).get("selected") != selected:
+            raise DataError(f"The contradiction choices were made on {(checked or {}).get('selected')}, not {selected}.",
+                            "Press 'Check this version' and resolve its groups again.")
+        created = data.clean_version(workspace, dataset_id, number,
+                                     options(step_values, near_value, question_value, min_value, max_value, mask_value,
+                                             chosen), model=model_name or modeling.DEFAULT_MODEL)
+        report = data.read_report(workspace, dataset_id, created.version)
+        return (*show_version(dataset_id, created.version),
+                f"✓ Saved **v{created.version}**: {report['kept']:,} rows kept, {report['rejected']:,} set aside "
+                "(browse them in Rejects; any of them can be restored).")
+
+    @friendly
+    def sample_rows(selected, page, text):
+        if not selected:
+            return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
+        shown, number, info = page_of(matching(data.read_rows(workspace, *_selected(selected)), text), page)
+        return rows_table(shown), number, info
+
+    @friendly
+    def reject_rows(selected, reason_value, page):
+        if not selected:
+            return pd.DataFrame(columns=REJECT_COLUMNS), 1, ""
+        rows = data.read_rejects(workspace, *_selected(selected))
+        shown, number, info = page_of([row for row in rows if not reason_value or reason_value in row["reasons"]], page)
+        return rejects_table(shown), number, info
+
+    @friendly
+    def pick_reject(current: str, event: gr.SelectData):
+        line = str((event.row_value or [""])[0])
+        picked = re.findall(r"\d+", current or "")
+        return ", ".join(picked if line in picked or not line.isdigit() else [*picked, line])
+
+    @friendly
+    def restore_rows(selected, lines_text):
+        dataset_id, number = _selected(selected)
+        created = data.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
+        restored = data.read_report(workspace, dataset_id, created.version)["restored"]
+        return (*show_version(dataset_id, created.version),
+                f"✓ Restored {restored} row(s) into **v{created.version}**; later cleaning leaves them alone.", "")
+
+    @friendly
+    def split_rows(selected, share, seed_value):
+        dataset_id, number = _selected(selected)
+        created = data.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
+        figures = data.read_report(workspace, dataset_id, created.version)["split"]
+        return (*show_version(dataset_id, created.version),
+                f"✓ **v{created.version}**: {figures['train']:,} training and {figures['validation']:,} validation rows; "
+                f"leakage check: {figures['leaks']} validation prompts near-duplicate a training prompt.")
+
+    @friendly
+    def mix_rows(selected, other_selected, ratio_text, seed_value):
+        dataset_id, number = _selected(selected)
+        other_id, other_number = _selected(other_selected)
+        created = data.mix_versions(workspace, dataset_id, number, other_id, other_number,
+                                    splits.parse_ratio(ratio_text), int(seed_value or 0))
+        figures = data.read_report(workspace, dataset_id, created.version)["mix"]
+        return (*show_version(dataset_id, created.version),
+                f"✓ **v{created.version}**: {figures['base_rows']:,} rows of this version + {figures['other_rows']:,} "
+                f"from {other_id} v{other_number} ({figures['other_available']:,} available).")
+
+    @friendly
+    def template_preview(selected, page, text, model_name, template_name):
+        shown = page_of(matching(data.read_rows(workspace, *_selected(selected)), text), page)[0][:3]
+        counter = data.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
+        return preview_html([(row["source_line"], counter.preview(row["messages"])) for row in shown])
+
+    # ------------------------------------------------------------ events
+
+    picked = [table, dataset, version, other]
+    check_outputs = [last_check, resolutions, counts, groups_summary, group_panel, group, group_view, group_choice]
+    app.load(list_datasets, None, [table, dataset, other], api_name="list_datasets", show_progress="hidden")
+    dataset.change(select_dataset, dataset, version, api_name="select_dataset", show_progress="hidden")
+    version.change(select_version, version, [version_summary, lengths_plot, sample_page, reject_page],
+                   api_name="select_version", show_progress="hidden")
+
+    settings = [steps, near, question, min_chars, max_tokens, model, mask_pii]
+    upload_outputs = [*picked, csv_mapping, csv_upload, csv_prompt, csv_response, csv_system, upload_report]
+    upload.upload(upload_file, [upload, name], upload_outputs, api_name="upload_dataset").success(
+        check_version, [version, *settings, csv_upload], [*check_outputs, lengths_plot], api_name="check_upload")
+    csv_import.click(import_csv, [csv_upload, name, csv_prompt, csv_response, csv_system], upload_outputs,
+                     api_name="import_csv").success(check_version, [version, *settings], [*check_outputs, lengths_plot],
+                                                    api_name="check_csv_upload")
+    check.click(check_version, [version, *settings], [*check_outputs, lengths_plot], api_name="check_dataset")
+    group.change(show_group, [group, last_check, resolutions], [group_view, group_choice], api_name="show_group",
+                 show_progress="hidden")
+    group_choice.input(resolve_group, [group, group_choice, last_check, resolutions], [resolutions, groups_summary],
+                       api_name="resolve_group", show_progress="hidden")
+    save.click(save_version, [version, *settings, resolutions, last_check], [*picked, save_report],
+               api_name="save_clean_version")
+
+    def pager(step: int):
+        return lambda page: max(1, int(page or 1) + step)
+
+    sample_inputs, sample_outputs = [version, sample_page, search], [samples, sample_page, sample_info]
+    gr.on([version.change, sample_page.submit, search.submit], sample_rows, sample_inputs, sample_outputs,
+          api_name="sample_rows", show_progress="hidden")
+    reject_inputs, reject_outputs = [version, reason, reject_page], [rejects, reject_page, reject_info]
+    gr.on([version.change, reason.change, reject_page.submit], reject_rows, reject_inputs, reject_outputs,
+          api_name="reject_rows", show_progress="hidden")
+    for button, box, step, handler, inputs, outputs in (
+            (sample_prev, sample_page, -1, sample_rows, sample_inputs, sample_outputs),
+            (sample_next, sample_page, 1, sample_rows, sample_inputs, sample_outputs),
+            (reject_prev, reject_page, -1, reject_rows, reject_inputs, reject_outputs),
+            (reject_next, reject_page, 1, reject_rows, reject_inputs, reject_outputs)):
+        event = button.elem_id.removeprefix("ds-").replace("-", "_")   # e.g. sample_next
+        button.click(pager(step), box, box, api_name=event, queue=False).then(
+            handler, inputs, outputs, api_name=f"{event}_rows", show_progress="hidden")
+    preview_button.click(template_preview, [version, sample_page, search, model, template], preview,
+                         api_name="template_preview")
+    rejects.select(pick_reject, restore_lines, restore_lines, api_name="pick_reject", show_progress="hidden")
+    restore.click(restore_rows, [version, restore_lines], [*picked, restore_report, restore_lines], api_name="restore_rejects")
+    split.click(split_rows, [version, validation_ratio, seed], [*picked, split_report], api_name="split_dataset")
+    other.change(select_dataset, other, other_version, api_name="select_other", show_progress="hidden")
+    mix.click(mix_rows, [version, other_version, ratio, seed], [*picked, split_report], api_name="mix_datasets")

@@ -2,35 +2,13 @@
 Screenshots land in docs/screenshots/ and are the README's pictures."""
 
 import time
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+from browser_page import SCREENSHOTS, page  # noqa: F401 - `page` is the shared browser fixture
+
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def page(studio):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: run the README's test command, which installs it")
-    outside: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        page = context.new_page()
-        page.on("request", lambda request: outside.append(request.url)
-                if urlparse(request.url).hostname not in ("127.0.0.1", None) else None)
-        page.goto(studio.url)
-        yield page
-        browser.close()
-    assert outside == [], f"the page called hosts other than 127.0.0.1: {outside}"
 
 
 def bot_text(page: Page) -> str:
@@ -42,7 +20,6 @@ def test_chat_streams_a_reply_from_the_default_model(page: Page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name="Data").wait_for()
     expect(page.locator("#datasets-table")).to_contain_text("demo-clinic-faq", timeout=20_000)
-    page.screenshot(path=SCREENSHOTS / "data.png")
 
     page.get_by_role("tab", name="Chat").click()
     page.locator("#chat-input textarea").fill("In two sentences, why should I wash my hands?")
