@@ -49,6 +49,17 @@ def check(config: RunConfig, workspace: Workspace) -> Preflight:
     return Preflight(figures, findings(config, figures))
 
 
+def ensure_ready(config: RunConfig, workspace: Workspace) -> Preflight:
+    """check(), raising ConfigError with the first error: a run never starts with a known problem
+    (warnings do not stop it)."""
+    report = check(config, workspace)
+    errors = [finding for finding in report.findings if finding.level == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"Cannot start: {errors[0].message}{more}", "Fix it in the Configure tab, then start again.")
+    return report
+
+
 def findings(config: RunConfig, figures: estimate.Estimate) -> list[Finding]:
     found = _device_findings(config)
     context = figures.anatomy.max_context

@@ -53,6 +53,10 @@ def field_label(name: str) -> str:
     return label(name, model.model_fields[leaf])
 
 
+def api_name(name: str) -> str:
+    return name.replace(".", "_")
+
+
 def elem_id(name: str) -> str:
     return "cfg-" + name.replace(".", "-").replace("_", "-")
 
@@ -205,19 +209,25 @@ class ConfigForm:
     def components(self) -> list[gr.components.Component]:
         return [field.widget for field in self.fields]
 
+    @property
+    def inputs(self) -> dict[str, gr.components.Component]:
+        """Every widget by its API name ("lora.r" -> "lora_r"), for `inputs_kwargs=`: handlers then take
+        `**values`, and gradio_client callers name the fields they set."""
+        return {api_name(field.name): field.widget for field in self.fields}
+
     def widget(self, name: str) -> gr.components.Component:
         """The widget of one dotted field name, for the few handlers that set one field from another."""
         return next(field.widget for field in self.fields if field.name == name)
 
-    def read(self, values: Sequence[Any]) -> run_config.RunConfig:
-        """The validated config from widget values (in `components` order); raises ConfigError."""
+    def read(self, values: dict[str, Any]) -> run_config.RunConfig:
+        """The validated config from widget values keyed by API name; raises ConfigError."""
         data: dict[str, Any] = {}
-        for field, value in zip(self.fields, values, strict=True):
+        for field in self.fields:
             section = data
             *parents, leaf = field.name.split(".")
             for part in parents:
                 section = section.setdefault(part, {})
-            section[leaf] = field.to_config(value)
+            section[leaf] = field.to_config(values[api_name(field.name)])
         return run_config.validate(data)
 
     def show(self, config: run_config.RunConfig) -> list[Any]:

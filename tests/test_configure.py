@@ -29,18 +29,18 @@ def test_every_config_field_has_exactly_one_widget(form: ConfigForm):
 @pytest.mark.parametrize("preset", sorted(config.PRESETS))
 def test_form_values_round_trip_every_preset(form: ConfigForm, preset: str):
     original = config.build(preset=preset)
-    assert form.read(form.show(original)) == original
+    assert form.read(dict(zip(form.inputs, form.show(original)))) == original
 
 
 def test_form_widget_values_are_validated_like_the_cli(form: ConfigForm):
-    values = form.show(config.RunConfig())
-    names = [field.name for field in form.fields]
-    values[names.index("lora.target_modules")] = ["q_proj", "all-linear"]   # the keyword wins
-    values[names.index("lora.r")] = 8.0                                     # gr.Number hands over floats
-    values[names.index("data.validation_path")] = ""                         # empty text means "none"
+    values = dict(zip(form.inputs, form.show(config.RunConfig())))
+    assert set(values) >= {"model_name", "lora_r", "train_max_steps"}   # the API names gradio_client uses
+    values["lora_target_modules"] = ["q_proj", "all-linear"]   # the keyword wins
+    values["lora_r"] = 8.0                                     # gr.Number hands over floats
+    values["data_validation_path"] = ""                         # empty text means "none"
     read = form.read(values)
     assert read.lora.target_modules == "all-linear" and read.lora.r == 8 and read.data.validation_path is None
-    values[names.index("train.batch_size")] = 0
+    values["train_batch_size"] = 0
     with pytest.raises(ConfigError, match="train.batch_size"):
         form.read(values)
 

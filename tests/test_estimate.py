@@ -144,8 +144,11 @@ def test_preflight_explains_invalid_combinations(workspace: Workspace):
     findings = preflight.check(demo_config(workspace), workspace).findings
     assert not [f for f in findings if f.level == "error"], findings
 
-    too_long = preflight.check(demo_config(workspace, f"model.name={DEEPSEEK}", "train.max_seq_length=8192"), workspace)
+    too_long_config = demo_config(workspace, f"model.name={DEEPSEEK}", "train.max_seq_length=8192")
+    too_long = preflight.check(too_long_config, workspace)
     assert any(f.field == "train.max_seq_length" and "4096" in f.message for f in too_long.findings)
+    with pytest.raises(ConfigError, match="Cannot start: Max length 8192"):
+        preflight.ensure_ready(too_long_config, workspace)
     wild_rate = preflight.check(demo_config(workspace, "train.learning_rate=0.05"), workspace)
     assert [f.level for f in wild_rate.findings if f.field == "train.learning_rate"] == ["warning"]
     missing = preflight.check(demo_config(workspace, "data.train_path=datasets/nope/v1/data.jsonl"), workspace)

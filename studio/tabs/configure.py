@@ -108,7 +108,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     preflight_outputs = [panel, checks, run_yaml, command, current_config]
 
     @friendly
-    def check(*values: Any) -> tuple[str, str, str, str, dict | None]:
+    def check(**values: Any) -> tuple[str, str, str, str, dict | None]:
         try:
             config = form.read(values)
         except ConfigError as error:
@@ -118,14 +118,14 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                 train_command(workspace), config.model_dump(mode="json"))
 
     @friendly
-    def choose_preset(key: str | None, *values: Any) -> list[Any]:
+    def choose_preset(key: str | None, **values: Any) -> list[Any]:
         if not key:
             return [gr.skip()] * len(fields)
         return form.show(presets.apply(form.read(values), key, workspace))
 
     @friendly
-    def save_preset(name: str, *values: Any) -> tuple[str, dict]:
-        key = presets.save(workspace, name, form.read(values))
+    def save_preset(preset_title: str, **values: Any) -> tuple[str, dict]:
+        key = presets.save(workspace, preset_title, form.read(values))
         return (f"Saved as **{key.removeprefix(presets.SAVED_PREFIX)}**; pick it from the preset list to load it.",
                 gr.update(choices=presets.choices(workspace), value=key))
 
@@ -138,15 +138,17 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         return (gr.update(choices=presets.choices(workspace)), gr.update(choices=model_choices(workspace)),
                 gr.update(choices=dataset_choices(workspace)))
 
-    gr.on([widget.input for widget in fields], check, fields, preflight_outputs, api_name="configure_check",
-          trigger_mode="always_last", show_progress="hidden")
+    gr.on([widget.input for widget in fields], check, None, preflight_outputs, inputs_kwargs=form.inputs,
+          api_name="configure_check", trigger_mode="always_last", show_progress="hidden")
     validation_path = form.widget("data.validation_path")
     dataset_picker.input(pair_validation, dataset_picker, validation_path, api_name="configure_dataset",
-                         show_progress="hidden").then(check, fields, preflight_outputs,
+                         show_progress="hidden").then(check, None, preflight_outputs, inputs_kwargs=form.inputs,
                                                       api_name="configure_check_dataset", show_progress="hidden")
-    preset.input(choose_preset, [preset, *fields], fields, api_name="configure_preset", show_progress="hidden").then(
-        check, fields, preflight_outputs, api_name="configure_check_preset", show_progress="hidden")
-    save.click(save_preset, [preset_name, *fields], [saved_note, preset], api_name="configure_save_preset")
+    preset.input(choose_preset, preset, fields, inputs_kwargs=form.inputs, api_name="configure_preset",
+                 show_progress="hidden").then(check, None, preflight_outputs, inputs_kwargs=form.inputs,
+                                              api_name="configure_check_preset", show_progress="hidden")
+    save.click(save_preset, preset_name, [saved_note, preset], inputs_kwargs=form.inputs,
+               api_name="configure_save_preset")
     app.load(refresh_choices, None, [preset, model_picker, dataset_picker], api_name="configure_choices",
-             show_progress="hidden").then(check, fields, preflight_outputs, api_name="configure_check_load",
-                                          show_progress="hidden")
+             show_progress="hidden").then(check, None, preflight_outputs, inputs_kwargs=form.inputs,
+                                          api_name="configure_check_load", show_progress="hidden")

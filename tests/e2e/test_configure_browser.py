@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from test_browser import SCREENSHOTS, page  # noqa: F401 - the shared browser fixture
+from browser_page import SCREENSHOTS, page  # noqa: F401 - the shared browser fixture
 
 pytestmark = pytest.mark.e2e
 
