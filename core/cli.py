@@ -172,8 +172,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
     from core import jobs
 
+    transformers_logging.disable_progress_bar()  # our progress lines are the output
+    warnings.filterwarnings("ignore", category=FutureWarning)
     config = None if args.resume else run_config.build(args.config_file, args.preset, args.overrides)
     folder = jobs.run_in_foreground(_workspace(args), config, args.resume, echo=lambda line: print(line, flush=True))
     if int(os.environ.get("RANK", "0")) == 0:

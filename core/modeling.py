@@ -213,15 +213,20 @@ def load_tokenizer(name: str, workspace: Workspace):
     return tokenizer
 
 
-def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bit: bool = False):
-    """The base model, placed and typed as plan_device decides, in eval mode."""
+def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bit: bool = False,
+               gpu_index: int | None = None):
+    """The base model, placed and typed as plan_device decides, in eval mode.
+
+    `gpu_index` puts the whole model on that one GPU instead of spreading it over all of them: each
+    process of a multi-GPU (DDP) training run holds its own copy.
+    """
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     path = local_path(name, workspace)
     plan = plan_device(dtype, load_in_4bit)
     kwargs: dict = {"dtype": plan.dtype}
     if plan.device_map:
-        kwargs["device_map"] = plan.device_map
+        kwargs["device_map"] = plan.device_map if gpu_index is None else {"": gpu_index}
     if plan.load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",

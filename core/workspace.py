@@ -143,6 +143,11 @@ class RunFolder:
     def evals(self) -> Path:
         return self.root / "evals"
 
+    @property
+    def stop_request(self) -> Path:
+        """Present while a stop has been asked for; the trainer checks it between steps."""
+        return self.root / "STOP"
+
 
 @dataclass(frozen=True)
 class Workspace:
