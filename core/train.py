@@ -139,6 +139,11 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
                                   lr=settings.learning_rate, weight_decay=0.0)
     scheduler = get_scheduler(settings.scheduler, optimizer, num_warmup_steps=plan.warmup_steps,
                               num_training_steps=plan.total_steps)
+    if accelerator.state.deepspeed_plugin is not None:
+        # Our loop owns batching, accumulation and clipping; DeepSpeed gets them as fixed numbers.
+        accelerator.state.deepspeed_plugin.deepspeed_config.update({
+            "train_micro_batch_size_per_gpu": settings.batch_size, "gradient_accumulation_steps": 1,
+            "gradient_clipping": settings.max_grad_norm})
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     accelerator.register_save_state_pre_hook(_keep_trainable_weights_only)
@@ -168,8 +173,11 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
                                   tokenizer.pad_token_id, supervised_head)
         loss = _all_processes(accelerator, [loss], "mean")[0]
         tokens = int(_all_processes(accelerator, [tokens], "sum")[0])
-        grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm))
-        check_loss(loss, grad_norm, state.recent_losses, settings.loss_spike_factor, step)
+        norm = accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+        grad_norm = float(norm) if norm is not None else None  # DeepSpeed may not report one
+        # With fp16 an infinite gradient is routine: the loss scaler skips that step by itself.
+        check_loss(loss, None if accelerator.scaler else grad_norm, state.recent_losses,
+                   settings.loss_spike_factor, step)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -349,18 +357,27 @@ def train_step(model: Any, accelerator: Any, window: list[list[Example]], packed
     """Forward and backward over this process's batches of one optimizer step; returns
     (weighted mean loss, real tokens). Gradients equal those of one big batch: every forward pass
     divides by the whole step's loss weight."""
+    from accelerate.utils import DistributedType
+
     forward = [fb.to(accelerator.device) for batch in window
                for fb in packing.forward_batches(batch, packed, row_tokens, pad_id)]
     total_weight = float(sum(fb.weights[fb.supervised].sum() for fb in forward))
-    weighted_sum = 0.0
+    # DeepSpeed steps its optimizer on every backward pass, so there the step gets one.
+    one_backward = accelerator.distributed_type == DistributedType.DEEPSPEED
+    pending, weighted_sum = None, 0.0
     for index, batch in enumerate(forward):
         # Gradients are all-reduced once, on the step's last backward pass.
         with accelerator.no_sync(model) if index < len(forward) - 1 else nullcontext():
             losses, weights = token_losses(model, batch, supervised_head)
-            weighted = (losses * weights).sum()
-            accelerator.backward(weighted / total_weight)
+            weighted = (losses * weights).sum() / total_weight
+            if one_backward:
+                pending = weighted if pending is None else pending + weighted
+            else:
+                accelerator.backward(weighted)
         weighted_sum += weighted.item()
-    return weighted_sum / total_weight, sum(fb.real_tokens for fb in forward)
+    if pending is not None:
+        accelerator.backward(pending)
+    return weighted_sum, sum(fb.real_tokens for fb in forward)
 
 
 def _all_processes(accelerator: Any, values: list[float], reduction: str) -> list[float]:
@@ -376,9 +393,9 @@ def _stop_requested(accelerator: Any, stop_event: threading.Event, folder: RunFo
     return _all_processes(accelerator, [wanted], "sum")[0] > 0
 
 
-def check_loss(loss: float, grad_norm: float, recent: list[float], spike_factor: float, step: int) -> None:
+def check_loss(loss: float, grad_norm: float | None, recent: list[float], spike_factor: float, step: int) -> None:
     """Refuse to apply a step whose loss or gradient is NaN/inf, or whose loss jumped far above the recent mean."""
-    if not math.isfinite(loss) or not math.isfinite(grad_norm):
+    if not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm)):
         what = "loss" if not math.isfinite(loss) else "gradient norm"
         raise DivergedError(f"The training {what} became {loss if what == 'loss' else grad_norm} at step {step}; "
                             "the run was stopped before applying it, the last checkpoint is kept.",

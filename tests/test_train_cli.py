@@ -54,9 +54,8 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path, tiny_model_dir: P
 def test_two_processes_train_in_step_and_only_rank_0_writes(tmp_path: Path, tiny_model_dir: Path):
     config = write_config(tmp_path, tiny_model_dir, precision="fp32")
     accelerate = Path(sys.executable).with_name("accelerate")
-    done = run(str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "core.cli", "train", str(config),
-               "--workspace", str(tmp_path / "ws"))
+    done = run(str(accelerate), "launch", "--config_file", str(REPO / "assets" / "accelerate" / "cpu-2-processes.yaml"),
+               "-m", "core.cli", "train", str(config), "--workspace", str(tmp_path / "ws"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     folders = list((tmp_path / "ws" / "runs").iterdir())
     assert len(folders) == 1 and done.stdout.strip().splitlines()[-1] == str(folders[0])
@@ -72,3 +71,12 @@ def test_two_processes_train_in_step_and_only_rank_0_writes(tmp_path: Path, tiny
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), folders[0] / "adapter")
     assert any("lora_A" in name for name, _ in model.named_parameters())
+
+
+def test_accelerate_example_configs_parse():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    kinds = {path.stem: load_config_from_file(str(path)).distributed_type.value
+             for path in (REPO / "assets" / "accelerate").glob("*.yaml")}
+    assert kinds == {"cpu-2-processes": "MULTI_GPU", "multi-gpu-ddp": "MULTI_GPU", "fsdp": "FSDP",
+                     "deepspeed-zero2": "DEEPSPEED"}

@@ -57,6 +57,16 @@ def test_truncation_policy_is_explicit_and_reported(workspace, tokenizer, tiny_m
     assert "train.truncation to drop" in caught.value.fix
 
 
+def test_the_system_prompt_reaches_every_conversation(workspace, tokenizer, tiny_model_dir, tmp_path):
+    data = write_rows(tmp_path / "faq.jsonl")
+    built = build(workspace, tokenizer, tiny_model_dir, data, "data.validation_ratio=0.25",
+                  "data.system_prompt=You are the front desk of a clinic.")
+    for example in built.train + built.validation:
+        text = tokenizer.decode(example.input_ids)
+        assert text.startswith("<|im_start|>system\nYou are the front desk of a clinic.<|im_end|>")
+        assert "You are the front desk" not in tokenizer.decode([t for t in example.labels if t != IGNORE_INDEX])
+
+
 def test_dataset_mix_follows_the_shares(workspace, tokenizer, tiny_model_dir, tmp_path):
     base = write_rows(tmp_path / "base.jsonl", [(f"Question {i}?", f"Answer {i}.") for i in range(40)])
     hard = write_rows(tmp_path / "hard.jsonl", [(f"Hard case {i}?", f"Careful answer {i}.") for i in range(5)])
