@@ -52,10 +52,9 @@ from typing import Any, Literal
 
 import psutil
 import torch
-import yaml
 
-from core import data, lengths, modeling, templates
-from core.config import LoraSection, RunConfig
+from core import data, modeling, runs, templates, trainset
+from core.config import LoraSection, RunConfig, TrainSection
 from core.errors import ConfigError, ModelLoadError, StudioError
 from core.workspace import Workspace, read_json
 
@@ -342,33 +341,50 @@ def flops_per_token(model: ModelAnatomy, gradient_checkpointing: bool) -> int:
     return (6 if gradient_checkpointing else 4) * model.matmul_params
 
 
-def _token_counts(path: str, config: RunConfig, workspace: Workspace) -> list[int]:
-    """Tokens per conversation of a data file as this run will see them, capped at the max length."""
-    data_file = Path(path).expanduser()
-    data_file = data_file if data_file.is_absolute() else workspace.root / data_file
-    mtime = data_file.stat().st_mtime if data_file.exists() else 0.0
-    return list(_cached_token_counts(str(data_file), mtime, _tokenizer_dir(config.model.name, workspace),
-                                     config.model.template, config.data.system_prompt, config.train.max_seq_length))
+def _example_lengths(config: RunConfig, workspace: Workspace) -> tuple[list[int], list[int]]:
+    """Token lengths of the training and validation examples of this config."""
+    # Only what shapes the examples is part of the cache key, so changing the learning rate is instant.
+    shaping = RunConfig(model=config.model, data=config.data).model_copy(update={"train": config.train.model_copy(
+        update={name: TrainSection.model_fields[name].default for name in TrainSection.model_fields
+                if name not in ("max_seq_length", "truncation", "seed")})})
+    files = [*(config.data.mix or [config.data.train_path]), config.data.validation_path]
+    stamps = tuple(_stamp(trainset.resolve_path(path, workspace)) for path in files if path)
+    train, validation = _cached_example_lengths(shaping.model_dump_json(), stamps, str(workspace.root),
+                                                _tokenizer_dir(config.model.name, workspace))
+    return list(train), list(validation)
+
+
+def _stamp(path: Path) -> tuple[str, float]:
+    return str(path), path.stat().st_mtime if path.exists() else 0.0
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_token_counts(path: str, mtime: float, tokenizer_dir: str | None, template: str, system_prompt: str,
-                         max_len: int) -> tuple[int, ...]:
-    """With the model's tokenizer when it is on disk: exact counts under the run's chat template, as
-    training counts them. Without it: about one token per CJK character and per four other
-    characters, plus four per message for the template's markers."""
-    conversations = data.load_conversations(Path(path))
+def _cached_example_lengths(config_json: str, stamps: tuple, root: str, tokenizer_dir: str | None
+                            ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """With the model's tokenizer on disk: exactly the examples training builds (core.trainset: split,
+    mix, chat template, truncation). Without it: the training file's rows split the same way, at about
+    one token per CJK character and per four other characters plus four per message (a mix is
+    approximated by its first file)."""
+    config, workspace = RunConfig.model_validate_json(config_json), Workspace(Path(root))
     if tokenizer_dir is not None:
         from transformers import AutoTokenizer
 
-        counter = lengths.TokenCounter(AutoTokenizer.from_pretrained(tokenizer_dir), template, system_prompt)
-        counts = [counter.count(conversation) for conversation in conversations]
-    else:
-        with_system = [templates.with_system_prompt(c, system_prompt) for c in conversations]
-        texts = ["".join(message["content"] for message in c) for c in with_system]
-        counts = [sum(1 for ch in text if ord(ch) >= 0x2E80) + sum(1 for ch in text if ord(ch) < 0x2E80) // 4
-                  + 4 * len(c) for text, c in zip(texts, with_system)]
-    return tuple(min(count, max_len) for count in counts)
+        built = trainset.build(config, AutoTokenizer.from_pretrained(tokenizer_dir), workspace)
+        return tuple(map(len, built.train)), tuple(map(len, built.validation))
+
+    def rough_lengths(path: str) -> list[int]:
+        conversations = data.load_conversations(trainset.resolve_path(path, workspace))
+        texts = ["".join(m["content"] for m in templates.with_system_prompt(c, config.data.system_prompt))
+                 for c in conversations]
+        return [min(config.train.max_seq_length, sum(1 for ch in text if ord(ch) >= 0x2E80)
+                    + sum(1 for ch in text if ord(ch) < 0x2E80) // 4 + 4 * (len(c) + 1))
+                for text, c in zip(texts, conversations)]
+
+    lengths = rough_lengths(next(iter(config.data.mix), config.data.train_path))
+    if config.data.validation_path:
+        return tuple(lengths), tuple(rough_lengths(config.data.validation_path))
+    train, validation = trainset.split_validation(lengths, config.data.validation_ratio, config.train.seed)
+    return tuple(train), tuple(validation)
 
 
 def _tokenizer_dir(name: str, workspace: Workspace) -> str | None:
@@ -394,16 +410,16 @@ def calibrated_flops(device: str, dtype_name: str) -> float:
 
 
 def _measured_flops(workspace: Workspace) -> tuple[float, int] | None:
-    """Median sustained FLOP/s of the latest finished runs in this workspace, and how many were used."""
+    """Median sustained FLOP/s of the latest runs in this workspace that wrote a summary, and how many."""
+    folders = [workspace.run_folder(status.run_id) for status in runs.list_runs(workspace)]
+    finished = sorted((f for f in folders if f.summary.is_file()), key=lambda f: f.summary.stat().st_mtime, reverse=True)
     rates = []
-    summaries = sorted(workspace.runs_dir.glob("*/summary.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for summary_file in summaries[:_RECENT_RUNS]:
-        summary = read_json(summary_file, {}) or {}
+    for folder in finished[:_RECENT_RUNS]:
+        tokens_per_s = float((read_json(folder.summary, {}) or {}).get("tokens_per_s") or 0)
         try:
-            run_config = RunConfig.model_validate(yaml.safe_load((summary_file.parent / "config.yaml").read_text()))
-            tokens_per_s = float(summary.get("tokens_per_s") or 0)
+            run_config = runs.load_config(folder)
             run_model = anatomy(run_config.model.name, run_config.lora, workspace)
-        except Exception:  # noqa: BLE001 - a run whose model or config is gone tells nothing about speed
+        except StudioError:  # a run whose model or config is gone tells nothing about speed
             continue
         if tokens_per_s > 0:
             rates.append(tokens_per_s * flops_per_token(run_model, run_config.train.gradient_checkpointing))
@@ -425,16 +441,11 @@ def _sustained_flops(config: RunConfig, workspace: Workspace) -> tuple[float, st
 
 def time_estimate(config: RunConfig, model: ModelAnatomy, workspace: Workspace) -> TimeEstimate:
     """Steps and seconds for this config on this machine; raises DataError when the data is unreadable."""
-    lengths = _token_counts(config.data.train_path, config, workspace)
-    validation: list[int] = []
-    if config.data.validation_path:
-        validation = _token_counts(config.data.validation_path, config, workspace)
-    elif config.data.validation_ratio > 0 and len(lengths) > 1:
-        held_out = max(1, round(len(lengths) * config.data.validation_ratio))
-        validation, lengths = lengths[:held_out], lengths[held_out:]
+    from core.train import StepPlan
+
+    lengths, validation = _example_lengths(config, workspace)
+    steps = StepPlan.create(lengths, config.train, processes=1).total_steps
     samples_per_step = config.train.batch_size * config.train.gradient_accumulation_steps
-    steps_per_epoch = max(1, math.ceil(len(lengths) / samples_per_step))
-    steps = config.train.max_steps if config.train.max_steps > 0 else math.ceil(steps_per_epoch * config.train.epochs)
     mean_tokens = statistics.fmean(lengths) if lengths else 0.0
     train_tokens = round(steps * samples_per_step * mean_tokens)
     evaluations = 1 + (steps // config.train.eval_steps if config.train.eval_steps else 0)

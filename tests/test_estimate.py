@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from core import cli, config, data, estimate, preflight
+from core import cli, config, data, estimate, preflight, runs, trainset
 from core.config import LoraSection
 from core.errors import ConfigError, ModelLoadError
 from core.workspace import Workspace
@@ -124,16 +124,14 @@ def test_steps_follow_the_data_and_speed_comes_from_earlier_runs(workspace: Work
     run_config = demo_config(workspace, "train.batch_size=4", "train.gradient_accumulation_steps=2")
     first = estimate.estimate(run_config, workspace)
     conversations = len(data.load_conversations(workspace.root / run_config.data.train_path))
-    train = conversations - round(conversations * run_config.data.validation_ratio)
+    train = conversations - round(conversations * run_config.data.validation_ratio)   # 10% held out
     assert first.time is not None and first.time.train_samples == train
-    assert first.time.steps == 2 * math.ceil(train / 8)
+    assert first.time.steps == 2 * math.ceil(math.ceil(train / 4) / 2)   # 2 epochs of 4-row batches, 2 per step
     assert "no finished run" in first.time.basis
 
     # A finished run of the same model measured 123 tokens/s: the next estimate uses that speed.
-    run_dir = workspace.run_dir("earlier")
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(config.to_yaml(run_config))
-    (run_dir / "summary.json").write_text(json.dumps({"tokens_per_s": 123.0}))
+    earlier = runs.create(workspace, run_config)
+    earlier.summary.write_text(json.dumps({"tokens_per_s": 123.0}))
     second = estimate.estimate(run_config, workspace)
     assert second.time is not None and second.time.tokens_per_s == pytest.approx(123.0)
     assert second.time.seconds == pytest.approx(first.time.seconds * first.time.tokens_per_s / 123.0, rel=0.05)
@@ -176,3 +174,16 @@ def test_cli_estimate_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "Trainable parameters      15,728,640" in capsys.readouterr().out
     assert cli.main(["estimate", *workspace_args, "--set", "lora.rank=4"]) == 2
     assert capsys.readouterr().err.startswith("error: Unknown config field 'lora.rank'")
+
+
+def test_with_the_tokenizer_on_disk_the_estimate_sees_the_examples_training_builds(workspace: Workspace,
+                                                                                    tiny_model_dir: Path):
+    from transformers import AutoTokenizer
+
+    run_config = demo_config(workspace, f"model.name={tiny_model_dir}", "train.max_seq_length=96",
+                             "train.truncation=drop")
+    timing = estimate.estimate(run_config, workspace).time
+    built = trainset.build(run_config, AutoTokenizer.from_pretrained(tiny_model_dir), workspace)
+    assert timing is not None and timing.train_samples == len(built.train) < 314   # long ones dropped, as training does
+    mean = built.train_tokens / len(built.train)
+    assert timing.train_tokens == round(timing.steps * run_config.train.batch_size * mean)

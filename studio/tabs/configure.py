@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from core import data, estimate, modeling, presets, preflight
+from core import data, estimate, modeling, presets, preflight, trainset
 from core.config import DataSection, ModelSection, to_yaml
 from core.errors import ConfigError
 from core.workspace import Workspace
@@ -46,9 +46,8 @@ def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
 
 def validation_file_of(train_path: str, workspace: Workspace) -> str:
     """The validation rows that a split dataset version keeps beside its training rows, or "" for none."""
-    candidate = Path(train_path or ".").with_name(data.VALIDATION_FILE)
-    resolved = candidate if candidate.is_absolute() else workspace.root / candidate
-    return str(candidate) if resolved.is_file() else ""
+    candidate = str(Path(train_path or ".").with_name(data.VALIDATION_FILE))
+    return candidate if trainset.resolve_path(candidate, workspace).is_file() else ""
 
 
 def preflight_markdown(report: preflight.Preflight) -> str:
