@@ -15,7 +15,7 @@ from core import data, modeling  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
-from studio.tabs import chat, configure, planned  # noqa: E402
+from studio.tabs import chat, configure, planned, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -43,7 +43,9 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                 data_tab.build(ctx, app)
             with gr.Tab("Configure", id="configure", elem_id="tab-configure"):
                 configure.build(ctx, app, current_config)
-            for name in ("Train", "Evaluate", "Rate"):
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                train.build(ctx, app, current_config)
+            for name in ("Evaluate", "Rate"):
                 with gr.Tab(name, id=name.lower(), elem_id=f"tab-{name.lower()}"):
                     planned.build(name)
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):

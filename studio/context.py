@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from core import data, modeling
 from core.chat import ChatEngine
+from core.jobs import JobManager
 from core.lease import DeviceLease
 from core.workspace import Workspace
 
@@ -19,11 +20,13 @@ class StudioContext:
     workspace: Workspace
     lease: DeviceLease
     chat: ChatEngine
+    jobs: JobManager
 
     @classmethod
     def create(cls, workspace: Workspace) -> "StudioContext":
         lease = DeviceLease()
-        return cls(workspace=workspace, lease=lease, chat=ChatEngine(workspace, lease))
+        return cls(workspace=workspace, lease=lease, chat=ChatEngine(workspace, lease),
+                   jobs=JobManager(workspace, lease))
 
     def prepare_in_background(self) -> threading.Thread:
         """Seed the demo dataset now (fast); convert (~30 s, once) and load the default model behind the

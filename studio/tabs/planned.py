@@ -5,10 +5,6 @@ from __future__ import annotations
 import gradio as gr
 
 PLANS: dict[str, str] = {
-    "Train": (
-        "**Coming next:** start, stop and resume a fine-tuning run in the background, with live charts of "
-        "loss, learning rate, gradient norm and speed, a run history and comparisons. Runs keep going when "
-        "the browser is closed and re-attach when it is reopened."),
     "Evaluate": (
         "**Coming next:** BLEU, ROUGE and perplexity on held-out data (Chinese-aware), the base model and "
         "the tuned one side by side, the worst answers first, and hard examples sent back into a mixed dataset."),
