@@ -11,6 +11,7 @@ from core import config, data, history, jobs, metrics, monitor, runs
 from core.errors import JobBusyError, WorkspaceError
 from core.workspace import Workspace
 from studio import plots
+from studio.tabs.train import banner, progress_html
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +105,14 @@ def test_figures_show_each_series(trained):
         f"{run}: {series}" for run in (first, second) for series in ("train loss (smoothed)", "eval loss")]
     assert json.loads(plots.as_plot(loss).plot) == loss
     assert plots.smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])   # bias-corrected: no pull to zero
+
+
+def test_failure_banner_names_the_reason_and_what_to_try():
+    failed = runs.RunStatus(run_id="r1", name="faq", state="failed", message="Out of memory at step 3",
+                            error={"kind": "out of memory", "message": "The GPU ran out of memory at step 3.",
+                                   "fix": "Lower train.batch_size or switch on gradient checkpointing."})
+    text = banner(failed)
+    assert "✗ Failed" in text and "**Why (out of memory):** The GPU ran out of memory at step 3." in text
+    assert "**What to try:** Lower train.batch_size" in text
+    assert "Step 3 of 10" in progress_html(runs.RunStatus(run_id="r1", name="faq", state="running", step=3,
+                                                          total_steps=10, eta_s=42.0))

@@ -1,4 +1,9 @@
-"""The Configure tab in a real Chromium: dataset and preset pickers, the pre-flight panel, inline checks."""
+"""The Configure and Train tabs in a real Chromium. Configure: the demo dataset and the Quick demo preset
+on the built-in model, the pre-flight panel, inline checks. Train, on a tiny model so a run takes
+seconds: start, watch the loss chart gain points, reload mid-run and re-attach, stop, resume, finish,
+find the run in the history with its curves."""
+
+import re
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -6,6 +11,9 @@ from playwright.sync_api import Page, expect
 from browser_page import SCREENSHOTS, page  # noqa: F401 - the shared browser fixture
 
 pytestmark = pytest.mark.e2e
+STUDIO_TINY_MODEL = "tiny-llama"   # the `studio` fixture registers a tiny model under this name
+STEPS = 120                        # long enough to reload and stop mid-run, short enough to finish soon
+SLOW = 90_000
 
 
 def pick(page: Page, dropdown_id: str, option: str) -> None:
@@ -13,28 +21,78 @@ def pick(page: Page, dropdown_id: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
-def test_configure_shows_the_preflight_estimate_for_the_quick_demo(page: Page):
-    page.get_by_role("tab", name="Configure").click()
-    panel = page.locator("#preflight-panel")
-    expect(panel).to_contain_text("Trainable parameters", timeout=30_000)
+def set_number(page: Page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.fill(str(value))
+    box.blur()
 
+
+def choose_demo_data_and_quick_preset(page: Page) -> None:
+    page.get_by_role("tab", name="Configure").click()
+    expect(page.locator("#preflight-panel")).to_contain_text("Trainable parameters", timeout=30_000)
     pick(page, "cfg-data-train-path", "Demo: clinic patient FAQ (zh/en) · v1 (upload) · 349 conversations")
     pick(page, "cfg-preset", "Quick demo (CPU)")
+    expect(page.locator("#config-yaml")).to_contain_text("max_steps: 30", timeout=20_000)
+
+
+def test_configure_shows_the_preflight_estimate_for_the_quick_demo(page: Page):
+    choose_demo_data_and_quick_preset(page)
+    panel = page.locator("#preflight-panel")
     # Quick demo: r=8 on q_proj (576→576) and v_proj (576→192) in 30 layers = 8·(1152 + 768)·30.
     expect(panel).to_contain_text("460,800 of 134,515,008", timeout=30_000)
     expect(panel).to_contain_text("Fits")
     expect(panel).to_contain_text("30 steps over 314 conversations")
-    expect(page.locator("#config-yaml")).to_contain_text("max_steps: 30")
     expect(page.locator("#config-command")).to_contain_text("lora-studio train run.yaml")
     expect(page.locator("#config-checks")).to_contain_text("No problems found")
     page.screenshot(path=SCREENSHOTS / "configure.png")
 
     # An invalid combination is explained next to the form, and goes away when fixed.
-    max_length = page.locator("#cfg-train-max-seq-length input")
-    max_length.fill("9000")
-    max_length.blur()
     checks = page.locator("#config-checks")
+    set_number(page, "cfg-train-max-seq-length", 9000)
     expect(checks).to_contain_text("above what this model can read (8192 tokens)", timeout=20_000)
-    max_length.fill("512")
-    max_length.blur()
+    set_number(page, "cfg-train-max-seq-length", 512)
     expect(checks).to_contain_text("No problems found", timeout=20_000)
+
+
+def test_train_follows_a_run_through_reload_stop_resume_and_history(page: Page):
+    choose_demo_data_and_quick_preset(page)
+    pick(page, "cfg-model-name", STUDIO_TINY_MODEL)
+    set_number(page, "cfg-train-max-steps", STEPS)
+    set_number(page, "cfg-train-max-seq-length", 256)
+    expect(page.locator("#preflight-panel")).to_contain_text(f"{STEPS} steps", timeout=20_000)
+    expect(page.locator("#config-checks")).to_contain_text("No problems found")
+
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-start").click()
+    banner = page.locator("#train-banner")
+    points = page.locator("#train-loss-chart .scatterlayer .point")
+    expect(banner).to_contain_text("Training", timeout=SLOW)
+    expect(points.nth(2)).to_be_attached(timeout=SLOW)
+    seen = points.count()
+    expect(points.nth(seen)).to_be_attached(timeout=SLOW)   # the chart gains points as the run goes
+    run_id = banner.locator("code").inner_text()
+
+    page.locator("#train-start").click()   # a second run while one trains is refused, in words
+    expect(page.get_by_text("is training. Wait until it ends, or stop it first.")).to_be_visible(timeout=20_000)
+
+    page.reload()
+    page.get_by_role("tab", name="Train").click()
+    expect(banner).to_contain_text(run_id, timeout=30_000)
+    expect(banner).to_contain_text("Training")
+    expect(points.nth(seen)).to_be_attached(timeout=30_000)
+    expect(page.locator("#train-progress")).to_contain_text(f"of {STEPS}")
+
+    page.locator("#train-stop").click()
+    expect(banner).to_contain_text("Stopped", timeout=SLOW)   # "Finished" here would mean STEPS is too low
+    expect(page.locator("#train-resume")).to_be_enabled(timeout=SLOW)
+    page.locator("#train-resume").click()
+    expect(banner).to_contain_text("Finished", timeout=3 * SLOW)
+    expect(page.locator("#train-progress")).to_contain_text(f"Step {STEPS} of {STEPS}")
+    expect(page.locator("#train-log textarea")).to_have_value(re.compile("Finished after"))
+    page.screenshot(path=SCREENSHOTS / "train.png")
+
+    table = page.locator("#runs-table")
+    expect(table).to_contain_text(run_id)
+    expect(table).to_contain_text("finished")
+    pick(page, "history-compare", f"{run_id} (finished)")
+    expect(page.locator("#history-compare-chart .scatterlayer .point").first).to_be_attached(timeout=20_000)
