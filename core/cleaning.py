@@ -10,10 +10,10 @@ Steps, each switchable, in the order they run:
   near_duplicates  answers at least `near_duplicate_threshold` similar (MinHash estimate of the Jaccard
                    similarity of 3-character shingles), rows overlapping at least MIN_ROW_OVERLAP and the
                    same numbers in both answers; the first is kept
-  contradictions   the same question answered differently: answers that would be near-duplicates but
-                   differ in their numbers (hours, prices, phone numbers), or prompts at least
-                   `same_question_threshold` similar whose answers are not near-duplicates. Rows are
-                   grouped; each group is resolved by the user: keep all (flagged), keep one, drop all
+  contradictions   the same question answered differently: answers that are the same statement but for
+                   their numbers (hours, prices, phone numbers), or prompts at least `same_question_threshold`
+                   similar (a preamble most prompts share left out) whose answers are not near-duplicates.
+                   Rows are grouped; each group is resolved by the user: keep all (flagged), keep one, drop all
   pii              personal data (core.pii) is flagged on kept rows, and masked when `mask_pii` is set
 
 Row checks run first, and duplicates are searched only among rows that passed them, so no row is
@@ -39,8 +39,10 @@ KEEP_ALL, KEEP_FIRST, DROP_ALL = "keep-all", "keep-first", "drop-all"
 GROUP_POLICIES = (KEEP_ALL, KEEP_FIRST, DROP_ALL)
 KEEP_LINE = "keep:"            # "keep:62" keeps source line 62 of a group and rejects the rest
 MIN_ROW_OVERLAP = 0.3          # near-same answers to unrelated questions ("Yes.") are not duplicates
+NUMBERS_ONLY_SIMILARITY = 0.8  # answers this alike once numbers are blanked out state the same thing
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
 _GROUP_TEXT_CHARS = 500
+GROUP_ROWS_SHOWN = 12          # rows of a contradiction group whose texts the report carries
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,10 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
     decisions = _Decisions(rows)
     conversations = [row["messages"] for row in rows]
     lines = [row["source_line"] for row in rows]
+    folded = [[similarity.comparable(m["content"]) for m in messages] for messages in conversations]
     if "low_quality" in options.steps:
         for index, messages in enumerate(conversations):
-            for problem in quality.problems(messages, options.min_response_chars):
+            for problem in quality.problems(messages, options.min_response_chars, folded[index]):
                 decisions.reject(index, "low_quality", problem)
     if "too_long" in options.steps:
         if counter is None:
@@ -121,7 +124,7 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
             decisions.reject(index, "template_error", why)
 
     alive = decisions.alive(range(len(rows)))
-    texts = {i: [(m["role"], similarity.comparable(m["content"])) for m in conversations[i]] for i in alive}
+    texts = {i: [(m["role"], text) for m, text in zip(conversations[i], folded[i])] for i in alive}
     if "duplicates" in options.steps:
         first_seen: dict[tuple, int] = {}
         for index in alive:
@@ -140,40 +143,59 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
 def _similar_rows(alive: list[int], texts: dict[int, list[tuple[str, str]]], lines: list[int],
                   conversations: Sequence[list[dict[str, str]]], decisions: _Decisions,
                   options: CleanOptions) -> list[dict[str, Any]]:
-    """Reject near-duplicates, then group and resolve contradictions among the rows left."""
+    """Reject near-duplicates, then group and resolve contradictions among the rows left.
+    Positions below are indices into `alive`."""
     prompts = ["\n".join(t for role, t in texts[i] if role == "user") for i in alive]
     answers = ["\n".join(t for role, t in texts[i] if role == "assistant") for i in alive]
-    prompt_sigs, answer_sigs = similarity.signatures(prompts), similarity.signatures(answers)
-    found = [similarity.candidate_pairs(answer_sigs, options.near_duplicate_threshold)]
-    if "contradictions" in options.steps:
-        found.append(similarity.candidate_pairs(prompt_sigs, options.same_question_threshold))
-    pairs = np.unique(np.concatenate(found), axis=0)
-    left, right = pairs[:, 0], pairs[:, 1]
-    rows_left = np.minimum(prompt_sigs[left], answer_sigs[left])    # MinHash of the union of both shingle sets
-    rows_right = np.minimum(prompt_sigs[right], answer_sigs[right])
-    same_answer = ((similarity.similarity(answer_sigs[left], answer_sigs[right]) >= options.near_duplicate_threshold)
-                   & (similarity.similarity(rows_left, rows_right) >= MIN_ROW_OVERLAP))
-    same_question = similarity.similarity(prompt_sigs[left], prompt_sigs[right]) >= options.same_question_threshold
-    same_numbers = np.array([set(_NUMBER.findall(answers[a])) == set(_NUMBER.findall(answers[b]))
-                             for a, b in pairs], dtype=bool)
-    near = same_answer & same_numbers
-    contradicting = (same_answer & ~same_numbers) | (same_question & ~near)
+    # Prompts often share a preamble ("Answer as the clinic's front desk: …"): compare what differs.
+    prompt_sigs = similarity.signatures(prompts, similarity.common_shingles(prompts))
+    answer_sigs = similarity.signatures(answers)
+    same_answer = similarity.similar_pairs(answer_sigs, options.near_duplicate_threshold)
+    same_answer = same_answer[similarity.pair_similarity(same_answer, prompt_sigs, answer_sigs) >= MIN_ROW_OVERLAP]
+    numbers: dict[int, set[str]] = {}
 
+    def same_numbers(pairs: np.ndarray) -> np.ndarray:
+        for position in similarity.unique(pairs.ravel()).tolist():
+            if position not in numbers:
+                numbers[position] = set(_NUMBER.findall(answers[position]))
+        return np.array([numbers[a] == numbers[b] for a, b in pairs.tolist()], dtype=bool).reshape(len(pairs))
+
+    equal = same_numbers(same_answer)
+    near = same_answer[equal]
     if "near_duplicates" in options.steps:
-        for members in similarity.groups(len(alive), pairs[near]):
+        for members in similarity.groups(len(alive), near):
             for member in members[1:]:
                 decisions.reject(alive[member], "near_duplicate", f"near-duplicate of line {lines[alive[members[0]]]}")
     if "contradictions" not in options.steps:
         return []
-    still = {position for position, index in enumerate(alive) if not decisions.found[index]}
-    conflict = pairs[contradicting]
-    conflict = conflict[[a in still and b in still for a, b in conflict]] if len(conflict) else conflict
+    same_question = similarity.similar_pairs(prompt_sigs, options.same_question_threshold)
+    same_question = same_question[~np.isin(_codes(same_question, len(alive)), _codes(near, len(alive)))]
+    # The same statement with other numbers (hours, prices, phone numbers) answers the same question
+    # differently, even when the prompts are worded apart; similar answers that differ in more than
+    # their numbers are simply different rows.
+    other_numbers = same_answer[~equal]
+    restated = np.array([_only_numbers_differ(answers[a], answers[b]) for a, b in other_numbers.tolist()], dtype=bool)
+    conflict = np.concatenate([other_numbers[restated.reshape(len(other_numbers))], same_question])
+    still = np.array([not decisions.found[index] for index in alive], dtype=bool)
+    conflict = conflict[still[conflict[:, 0]] & still[conflict[:, 1]]]
     groups, used_ids = [], set()
     for members in similarity.groups(len(alive), conflict):
         indices = [alive[m] for m in members]
         group_id = _unique_id(f"c{lines[indices[0]]}", used_ids)
         groups.append(_resolve(group_id, indices, lines, conversations, decisions, options))
     return groups
+
+
+def _only_numbers_differ(first: str, second: str) -> bool:
+    """Whether two texts are the same but for their numbers (Jaccard of their shingles with every
+    number written as 0 at least NUMBERS_ONLY_SIMILARITY)."""
+    left = set(similarity.shingles(_NUMBER.sub("0", first)))
+    right = set(similarity.shingles(_NUMBER.sub("0", second)))
+    return len(left & right) >= NUMBERS_ONLY_SIMILARITY * len(left | right)
+
+
+def _codes(pairs: np.ndarray, count: int) -> np.ndarray:
+    return pairs[:, 0] * count + pairs[:, 1]
 
 
 def _unique_id(candidate: str, used: set[str]) -> str:
@@ -185,33 +207,41 @@ def _unique_id(candidate: str, used: set[str]) -> str:
     return chosen
 
 
+def _kept_lines(group_id: str, group_lines: list[int], choice: str) -> list[int]:
+    """The lines of a contradiction group that `choice` keeps."""
+    if choice == KEEP_ALL:
+        return group_lines
+    if choice == KEEP_FIRST:
+        return group_lines[:1]
+    if choice == DROP_ALL:
+        return []
+    line = choice.removeprefix(KEEP_LINE)
+    if choice.startswith(KEEP_LINE) and line.isdigit() and int(line) in group_lines:
+        return [int(line)]
+    raise DataError(f"'{choice}' is not a way to resolve contradiction group {group_id} ({len(group_lines)} rows, "
+                    f"lines {', '.join(map(str, group_lines[:GROUP_ROWS_SHOWN]))}…).",
+                    "Keep all, keep one of its lines, or drop all.")
+
+
 def _resolve(group_id: str, indices: list[int], lines: list[int], conversations: Sequence[list[dict[str, str]]],
              decisions: _Decisions, options: CleanOptions) -> dict[str, Any]:
-    """Apply the user's choice for one contradiction group and describe the group for the report."""
+    """Apply the user's choice for one contradiction group and describe the group for the report
+    (all its lines, the texts of the first GROUP_ROWS_SHOWN rows)."""
     choice = options.resolutions.get(group_id, options.contradictions)
     group_lines = [lines[i] for i in indices]
-    if choice == KEEP_ALL:
-        kept = group_lines
-    elif choice == KEEP_FIRST:
-        kept = group_lines[:1]
-    elif choice == DROP_ALL:
-        kept = []
-    elif choice.startswith(KEEP_LINE) and choice[len(KEEP_LINE):].isdigit() and int(choice[len(KEEP_LINE):]) in group_lines:
-        kept = [int(choice[len(KEEP_LINE):])]
-    else:
-        raise DataError(f"'{choice}' is not a way to resolve contradiction group {group_id} (lines "
-                        f"{', '.join(map(str, group_lines))}).", "Keep all, keep one of its lines, or drop all.")
-    members = ", ".join(map(str, group_lines))
+    kept = _kept_lines(group_id, group_lines, choice)
+    keeping = set(kept)
+    what = f"line {kept[0]} was kept" if kept else "the whole group was dropped"
     for index in indices:
-        if lines[index] in kept:
+        if lines[index] in keeping:
             decisions.group_of[index] = group_id
         else:
-            what = f"line {kept[0]} was kept" if kept else "the whole group was dropped"
-            decisions.reject(index, "contradiction", f"contradiction group {group_id} (lines {members}): {what}")
+            decisions.reject(index, "contradiction", f"contradiction group {group_id} ({len(indices)} rows): {what}")
     return {"id": group_id, "source_lines": group_lines, "resolution": choice, "kept": kept,
             "rows": [{"source_line": lines[i],
                       "prompt": _joined(conversations[i], "user")[:_GROUP_TEXT_CHARS],
-                      "response": _joined(conversations[i], "assistant")[:_GROUP_TEXT_CHARS]} for i in indices]}
+                      "response": _joined(conversations[i], "assistant")[:_GROUP_TEXT_CHARS]}
+                     for i in indices[:GROUP_ROWS_SHOWN]]}
 
 
 def _result(rows: Sequence[dict[str, Any]], decisions: _Decisions, groups: list[dict[str, Any]],
@@ -233,7 +263,7 @@ def _result(rows: Sequence[dict[str, Any]], decisions: _Decisions, groups: list[
             row_flags["contradiction"] = decisions.group_of[index]
         messages = row["messages"]
         if "pii" in options.steps:
-            kinds = set().union(*(pii.find(m["content"]) for m in messages))
+            kinds = pii.find("\n".join(m["content"] for m in messages))
             if kinds:
                 row_flags["pii"] = sorted(kinds)
                 if options.mask_pii:

@@ -22,7 +22,7 @@ from core.errors import DataError
 from core.formats import Message
 
 DEFAULT_MAX_TOKENS = 2048
-DEFAULT_SAMPLE = 4000   # rows measured for the length histograms (all of them in smaller datasets)
+DEFAULT_SAMPLE = 2000   # rows measured for the length histograms (all of them in smaller datasets)
 _MARGIN = 8
 
 
@@ -46,7 +46,7 @@ class TokenCounter:
         self._overheads: dict[tuple[str, ...], int | None | Exception] = {}
 
     def count(self, messages: list[Message]) -> int:
-        """Tokens of the conversation exactly as training sees it."""
+        """Tokens of the conversation exactly as training sees it (one at a time; over_limit batches)."""
         return len(templates.tokenize_conversation(self.tokenizer, messages, self.template, self.system_prompt).input_ids)
 
     def preview(self, messages: list[Message]) -> LossPreview:
@@ -87,16 +87,20 @@ class TokenCounter:
 
     def over_limit(self, conversations: Sequence[list[Message]], max_tokens: int) -> tuple[dict[int, int], dict[int, str]]:
         """Which conversations have more than `max_tokens` tokens (index → tokens), and which the chat
-        template cannot lay out at all (index → why)."""
-        over: dict[int, int] = {}
+        template cannot lay out at all (index → why). Only conversations whose bound is over the limit
+        are tokenised: rendered as tokenize_conversation renders them, then tokenised in one batch."""
         broken: dict[int, str] = {}
+        suspects: list[int] = []
+        rendered: list[str] = []
         for index, messages in enumerate(conversations):
             try:
-                if self.upper_bound(messages) > max_tokens and (tokens := self.count(messages)) > max_tokens:
-                    over[index] = tokens
+                if self.upper_bound(messages) > max_tokens:
+                    rendered.append(self._render(templates.with_system_prompt(messages, self.system_prompt)))
+                    suspects.append(index)
             except (TemplateError, DataError) as error:
                 broken[index] = f"the chat template cannot lay it out: {error}"
-        return over, broken
+        counts = self.text_lengths(rendered)
+        return {index: tokens for index, tokens in zip(suspects, counts) if tokens > max_tokens}, broken
 
     def text_lengths(self, texts: list[str]) -> list[int]:
         """Tokens of each plain text (no template), tokenised in one batch."""

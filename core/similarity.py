@@ -9,14 +9,16 @@ shingle hashes: `MinHash(num_perm=NUM_PERM, seed=SEED, hashfunc=shingle_hash).up
 gives the same values. They are computed for all texts at once with numpy, because datasketch's
 per-set update costs about 60 µs a row. Candidate pairs come from the LSH bands datasketch's MinHashLSH
 picks for a threshold, bucketed by sorting instead of one dictionary insert per row and band.
+
+Shingles found in more than a fifth of the texts (such as a preamble every prompt starts with) can be
+left out, so that rows are compared on what makes them different.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -28,18 +30,25 @@ _MULTIPLIER = np.uint32(0x01000193)   # FNV prime: a polynomial hash of the shin
 _BLOCK = 8192                         # shingles per numpy block: keeps the (NUM_PERM × block) array in cache
 _CHUNK_CHARS = 4_000_000              # characters hashed at once (bounds memory on huge inputs)
 _MAX_U32 = np.uint32(0xFFFFFFFF)
+BOILERPLATE_SHARE = 0.2               # a shingle in more than a fifth of the texts says little about any one
+_BOILERPLATE_MIN_TEXTS = 10
+_BOILERPLATE_SAMPLE = 5000
+_PAIR_CHUNK = 32768                   # pairs compared at once (bounds the gathered signatures to ~32 MB)
 # Ideographic punctuation that NFKC leaves alone, mapped to the ASCII that half-width text would use.
-_CJK_PUNCTUATION = str.maketrans({"。": ".", "、": ",", "「": '"', "」": '"', "『": '"', "』": '"', "“": '"',
-                                  "”": '"', "‘": "'", "’": "'", "【": "[", "】": "]", "《": "<", "》": ">",
-                                  "～": "~", "—": "-", "–": "-"})
-_SPACE = re.compile(r"\s+")
+_CJK_PUNCTUATION = (("。", "."), ("、", ","), ("「", '"'), ("」", '"'), ("『", '"'), ("』", '"'), ("“", '"'),
+                    ("”", '"'), ("‘", "'"), ("’", "'"), ("【", "["), ("】", "]"), ("《", "<"), ("》", ">"),
+                    ("～", "~"), ("—", "-"), ("–", "-"))
 
 
 def comparable(text: str) -> str:
     """Text as compared for duplicates: NFKC (full-width → half-width), case-folded, CJK punctuation
     mapped to ASCII, whitespace collapsed and trimmed."""
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_CJK_PUNCTUATION)
-    return _SPACE.sub(" ", folded).strip()
+    folded = (text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)).casefold()
+    if not folded.isascii():
+        for mark, plain in _CJK_PUNCTUATION:   # str.replace per mark is several times faster than translate
+            if mark in folded:
+                folded = folded.replace(mark, plain)
+    return " ".join(folded.split())
 
 
 def shingles(text: str) -> list[str]:
@@ -108,23 +117,69 @@ def _minhash(hashes: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(result.T)
 
 
-def signatures(texts: Sequence[str]) -> np.ndarray:
-    """MinHash signatures (len(texts) × NUM_PERM, uint32) of texts already passed through `comparable`."""
-    parts, chunk, size = [], [], 0
+def _chunks(texts: Sequence[str]) -> Iterator[list[str]]:
+    """Consecutive runs of texts of about _CHUNK_CHARS characters (bounds memory on huge inputs)."""
+    chunk, size = [], 0
     for text in texts:
         chunk.append(text)
         size += len(text)
         if size >= _CHUNK_CHARS:
-            parts.append(_minhash(*_shingle_hashes(chunk)))
+            yield chunk
             chunk, size = [], 0
-    if chunk or not parts:
-        parts.append(_minhash(*_shingle_hashes(chunk)) if chunk else np.empty((0, NUM_PERM), np.uint32))
+    if chunk:
+        yield chunk
+
+
+def common_shingles(texts: Sequence[str], share: float = BOILERPLATE_SHARE) -> np.ndarray:
+    """Hashes of the shingles found in more than `share` of the texts (and in at least
+    _BOILERPLATE_MIN_TEXTS): boilerplate such as a preamble every prompt starts with. Counted on an
+    evenly spread sample of up to _BOILERPLATE_SAMPLE texts."""
+    step = max(1, len(texts) // _BOILERPLATE_SAMPLE)
+    sample = [texts[i] for i in range(0, len(texts), step)]
+    if not sample:
+        return np.empty(0, dtype=np.uint32)
+    hashes, starts = _shingle_hashes(sample)
+    owner = np.repeat(np.arange(len(sample), dtype=np.uint64), np.diff(np.append(starts, len(hashes))))
+    per_text = unique((owner << np.uint64(32)) | hashes.astype(np.uint64)) & np.uint64(0xFFFFFFFF)
+    values, counts = np.unique(per_text, return_counts=True)   # with counts numpy sorts, which is fast
+    return values[counts > max(_BOILERPLATE_MIN_TEXTS, share * len(sample))]
+
+
+def _without(hashes: np.ndarray, starts: np.ndarray, common: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle hashes minus `common` ones; a text made only of common shingles keeps all of its own."""
+    keep = ~np.isin(hashes, common)
+    counts = np.diff(np.append(starts, len(hashes)))
+    kept = np.add.reduceat(keep.astype(np.int64), starts) if len(hashes) else counts
+    keep |= np.repeat(kept == 0, counts)
+    kept = np.where(kept == 0, counts, kept)
+    return hashes[keep], np.concatenate(([0], np.cumsum(kept)[:-1]))
+
+
+def signatures(texts: Sequence[str], ignore: np.ndarray | None = None) -> np.ndarray:
+    """MinHash signatures (len(texts) × NUM_PERM, uint32) of texts already passed through `comparable`,
+    leaving out the shingles in `ignore` (see common_shingles)."""
+    parts = [np.empty((0, NUM_PERM), np.uint32)]
+    for chunk in _chunks(texts):
+        hashes, starts = _shingle_hashes(chunk)
+        if ignore is not None and len(ignore):
+            hashes, starts = _without(hashes, starts, ignore)
+        parts.append(_minhash(hashes, starts))
     return np.concatenate(parts)
 
 
-def similarity(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Estimated Jaccard similarity of paired signatures (row i of left with row i of right)."""
-    return (left == right).mean(axis=1) if len(left) else np.empty(0)
+def pair_similarity(pairs: np.ndarray, *signature_sets: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard similarity of each pair of rows (i, j). Given several signature arrays (say
+    prompts and answers), of the union of each row's shingle sets: the MinHash of a union is the
+    elementwise minimum of the MinHashes."""
+    found = np.empty(len(pairs))
+    for low in range(0, len(pairs), _PAIR_CHUNK):
+        chunk = pairs[low:low + _PAIR_CHUNK]
+        left, right = signature_sets[0][chunk[:, 0]], signature_sets[0][chunk[:, 1]]
+        for more in signature_sets[1:]:
+            np.minimum(left, more[chunk[:, 0]], out=left)
+            np.minimum(right, more[chunk[:, 1]], out=right)
+        found[low:low + len(chunk)] = (left == right).mean(axis=1)
+    return found
 
 
 @lru_cache(maxsize=16)
@@ -155,32 +210,40 @@ def candidate_pairs(sigs: np.ndarray, threshold: float) -> np.ndarray:
         return np.empty((0, 2), dtype=np.int64)
     pairs = np.concatenate(found).astype(np.int64)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    codes = np.unique(pairs[:, 0] * count + pairs[:, 1])
+    codes = unique(pairs[:, 0] * count + pairs[:, 1])
     return np.stack([codes // count, codes % count], axis=1)
 
 
 def similar_pairs(sigs: np.ndarray, threshold: float) -> np.ndarray:
     """The candidate pairs whose estimated similarity is at least `threshold`."""
     pairs = candidate_pairs(sigs, threshold)
-    return pairs[similarity(sigs[pairs[:, 0]], sigs[pairs[:, 1]]) >= threshold]
+    return pairs[pair_similarity(pairs, sigs) >= threshold]
 
 
 def groups(count: int, pairs: np.ndarray) -> list[list[int]]:
     """Connected groups (two or more members) of `count` items linked by `pairs`; each group sorted,
-    groups in order of their first member."""
-    parent = list(range(count))
+    groups in order of their first member. Every item takes the smallest label among its neighbours,
+    and labels point to their own label (pointer jumping), until nothing changes."""
+    if not len(pairs):
+        return []
+    left, right = pairs[:, 0], pairs[:, 1]
+    label = np.arange(count)
+    while True:
+        lowest = np.minimum(label[left], label[right])
+        updated = label.copy()
+        np.minimum.at(updated, left, lowest)
+        np.minimum.at(updated, right, lowest)
+        updated = updated[updated]
+        if np.array_equal(updated, label):
+            break
+        label = updated
+    members = unique(pairs.ravel())
+    members = members[np.argsort(label[members], kind="stable")]   # by group; within a group, in order
+    cuts = np.flatnonzero(np.diff(label[members])) + 1
+    return [group.tolist() for group in np.split(members, cuts)]
 
-    def root(node: int) -> int:
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
 
-    for a, b in pairs:
-        ra, rb = root(int(a)), root(int(b))
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = {}
-    for node in sorted({int(n) for pair in pairs for n in pair}):
-        members.setdefault(root(node), []).append(node)
-    return sorted((group for group in members.values() if len(group) > 1), key=lambda group: group[0])
+def unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique's hashing path is many times slower on large integer arrays)."""
+    ordered = np.sort(values, kind="stable")
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered

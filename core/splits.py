@@ -35,8 +35,9 @@ class Split:
 
 
 def _prompt_signatures(rows: Sequence[Row]) -> np.ndarray:
-    return similarity.signatures([similarity.comparable("\n".join(
-        m["content"] for m in row["messages"] if m["role"] == "user")) for row in rows])
+    prompts = [similarity.comparable("\n".join(m["content"] for m in row["messages"] if m["role"] == "user"))
+               for row in rows]
+    return similarity.signatures(prompts, similarity.common_shingles(prompts))
 
 
 def leaks(train: Sequence[Row], validation: Sequence[Row], threshold: float) -> int:

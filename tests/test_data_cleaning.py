@@ -125,6 +125,18 @@ def test_near_duplicate_threshold_is_adjustable_and_numbers_matter():
     assert not strict.rejected
 
 
+def test_a_shared_preamble_does_not_make_questions_the_same(demo_rows):
+    preamble = "You are the front desk of Maple Grove Community Clinic. Answer briefly and politely. Question: "
+    rows = [{**row, "messages": [{"role": "user", "content": preamble + row["messages"][0]["content"]},
+                                 row["messages"][1]]} for row in demo_rows[:40]]
+    only = cleaning.CleanOptions(steps=("contradictions",))
+    assert cleaning.clean(rows, only).groups == []
+    conflicting = [{"source_line": 1000 + n, "messages": conversation(preamble + prompt, answer)} for n, (prompt, answer)
+                   in enumerate((("Where can I park my car?", "On Maple Grove Road, free for two hours."),
+                                 ("Where can I park the car?", "Parking is not possible anywhere near the clinic.")))]
+    assert [g["source_lines"] for g in cleaning.clean(rows + conflicting, only).groups] == [[1000, 1001]]
+
+
 def test_low_quality_checks_zh_en():
     cases = {
         "empty response": ("你好吗？", "   "),
@@ -165,9 +177,12 @@ def test_too_long_counts_tokens_with_the_chat_template(counter):
         cleaning.clean(rows, cleaning.CleanOptions(steps=("too_long",)))
 
 
-def test_the_token_bound_holds_on_the_demo(demo_rows, counter):
-    for row in demo_rows[::7]:
-        assert counter.upper_bound(row["messages"]) >= counter.count(row["messages"])
+def test_the_token_bound_holds_and_batched_counts_are_trainings(demo_rows, counter):
+    conversations = [row["messages"] for row in demo_rows[::7]]
+    exact = [counter.count(messages) for messages in conversations]   # core.templates.tokenize_conversation
+    assert all(counter.upper_bound(messages) >= tokens for messages, tokens in zip(conversations, exact))
+    over, broken = counter.over_limit(conversations, 0)   # every row over the limit: all counted in one batch
+    assert over == dict(enumerate(exact)) and broken == {}
 
 
 def test_length_sample(demo_rows, counter):

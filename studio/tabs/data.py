@@ -44,6 +44,9 @@ REASON_HELP = {
     "template_error": "the model's chat template cannot lay the conversation out",
 }
 NO_GROUPS = "No contradictions found: no question is answered in two different ways."
+GROUP_POLICIES = {cleaning.KEEP_ALL: "Keep all (flagged)", cleaning.KEEP_FIRST: "Keep the first row",
+                  cleaning.DROP_ALL: "Drop all"}
+GROUPS_LISTED, GROUPS_IN_PICKER = 30, 500
 
 
 # ---------------------------------------------------------------- formatting (values → widgets)
@@ -125,13 +128,18 @@ def counts_table(report: dict[str, Any]) -> pd.DataFrame:
 
 
 def group_choices(groups: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(f"{g['id']}: lines {', '.join(map(str, g['source_lines']))}", g["id"]) for g in groups]
+    return [(f"{g['id']}: {_line_list(g['source_lines'])}", g["id"]) for g in groups[:GROUPS_IN_PICKER]]
+
+
+def _line_list(lines: list[int], shown: int = 6) -> str:
+    listed = ", ".join(map(str, lines[:shown]))
+    return f"lines {listed}" if len(lines) <= shown else f"{len(lines)} rows, lines {listed}…"
 
 
 def resolution_choices(group: dict[str, Any]) -> list[tuple[str, str]]:
-    return ([("Keep all (flagged)", cleaning.KEEP_ALL)]
-            + [(f"Keep line {line} only", f"{cleaning.KEEP_LINE}{line}") for line in group["source_lines"]]
-            + [("Drop all", cleaning.DROP_ALL)])
+    return ([(GROUP_POLICIES[cleaning.KEEP_ALL], cleaning.KEEP_ALL)]
+            + [(f"Keep line {row['source_line']} only", f"{cleaning.KEEP_LINE}{row['source_line']}") for row in group["rows"]]
+            + [(GROUP_POLICIES[cleaning.DROP_ALL], cleaning.DROP_ALL)])
 
 
 def group_html(group: dict[str, Any]) -> str:
@@ -141,17 +149,22 @@ def group_html(group: dict[str, Any]) -> str:
         f"<div style='margin-top:6px'><b>Prompt:</b> {html.escape(row['prompt'])}</div>"
         f"<div style='margin-top:6px'><b>Response:</b> {html.escape(row['response'])}</div></div>"
         for row in group["rows"])
-    return f"<div id='ds-group-cards' style='display:flex;gap:12px;flex-wrap:wrap'>{cards}</div>"
+    hidden = len(group["source_lines"]) - len(group["rows"])
+    more = f"<div>… and {hidden} more rows: lines {', '.join(map(str, group['source_lines'][len(group['rows']):][:50]))}</div>" if hidden else ""
+    return f"<div id='ds-group-cards' style='display:flex;gap:12px;flex-wrap:wrap'>{cards}</div>{more}"
 
 
-def resolutions_markdown(groups: list[dict[str, Any]], resolutions: dict[str, str]) -> str:
+def resolutions_markdown(groups: list[dict[str, Any]], resolutions: dict[str, str], policy: str) -> str:
     if not groups:
         return NO_GROUPS
-    labels = {cleaning.KEEP_ALL: "keep all (flagged)", cleaning.DROP_ALL: "drop all"}
-    lines = [f"- **{g['id']}** (lines {', '.join(map(str, g['source_lines']))}): "
-             + labels.get(resolutions.get(g["id"], cleaning.KEEP_ALL),
-                          resolutions.get(g["id"], "").replace(cleaning.KEEP_LINE, "keep line "))
-             for g in groups]
+
+    def said(choice: str) -> str:
+        return GROUP_POLICIES.get(choice, choice.replace(cleaning.KEEP_LINE, "keep line ")).lower()
+
+    lines = [f"- **{g['id']}** ({_line_list(g['source_lines'])}): {said(resolutions.get(g['id'], policy))}"
+             for g in groups[:GROUPS_LISTED]]
+    if len(groups) > GROUPS_LISTED:
+        lines.append(f"- … {len(groups) - GROUPS_LISTED} more: {said(policy)} unless you resolve them one by one")
     return f"**{len(groups)} contradiction group(s)** — what saving will do:\n" + "\n".join(lines)
 
 
@@ -278,6 +291,9 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
             counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
             groups_summary = gr.Markdown(elem_id="ds-groups-summary")
             with gr.Group(visible=False, elem_id="ds-group-panel") as group_panel:
+                group_policy = gr.Radio([(label, policy) for policy, label in GROUP_POLICIES.items()],
+                                        value=cleaning.KEEP_ALL, label="Groups you do not resolve one by one",
+                                        elem_id="ds-group-policy")
                 group = gr.Dropdown(label="Contradiction group", elem_id="ds-group")
                 group_view = gr.HTML(elem_id="ds-group-view")
                 group_choice = gr.Radio(label="Resolve this group", elem_id="ds-group-choice")
@@ -335,11 +351,14 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
 
     # ------------------------------------------------------------ handlers
 
-    def options(step_values, near_value, question_value, min_value, max_value, mask_value, chosen=None):
+    def options(step_values, near_value, question_value, min_value, max_value, model_name, mask_value, policy,
+                chosen=None) -> tuple[cleaning.CleanOptions, str]:
+        """The cleaning settings widgets (in `settings` order) as options, and the model that counts tokens."""
         return cleaning.CleanOptions(steps=tuple(step_values or ()), near_duplicate_threshold=float(near_value),
                                      same_question_threshold=float(question_value), min_response_chars=int(min_value or 0),
                                      max_tokens=int(max_value or DEFAULT_MAX_TOKENS), mask_pii=bool(mask_value),
-                                     resolutions=dict(chosen or {}))
+                                     contradictions=policy or cleaning.KEEP_ALL,
+                                     resolutions=dict(chosen or {})), model_name or modeling.DEFAULT_MODEL
 
     def show_version(dataset_id: str, number: int):
         """Updates for the datasets table, both dataset pickers and the version picker, selecting one version."""
@@ -396,23 +415,25 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         return (*show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
 
     @friendly
-    def check_version(selected, step_values, near_value, question_value, min_value, max_value, model_name, mask_value,
-                      csv_waiting: str = ""):
-        if csv_waiting:   # an upload that still needs its column mapping: nothing new to check yet
-            return (*[gr.update()] * 8, gr.update())
+    def check_version(selected, *settings_values):
         dataset_id, number = _selected(selected)
-        report = data.check_version(workspace, dataset_id, number,
-                                    options(step_values, near_value, question_value, min_value, max_value, mask_value),
-                                    model=model_name or modeling.DEFAULT_MODEL)
+        cleaning_options, model_name = options(*settings_values)
+        report = data.check_version(workspace, dataset_id, number, cleaning_options, model=model_name)
         report["selected"] = selected   # the choices made on this check belong to this version only
         groups = report["contradiction_groups"]
         first = groups[0] if groups else None
         counted = gr.update(value=counts_table(report), label=f"What cleaning would do to {selected}")
-        return (report, {}, counted, resolutions_markdown(groups, {}), gr.update(visible=bool(groups)),
+        return (report, {}, counted, resolutions_markdown(groups, {}, cleaning_options.contradictions), gr.update(visible=bool(groups)),
                 gr.update(choices=group_choices(groups), value=first["id"] if first else None),
                 group_html(first) if first else "",
                 gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None),
                 lengths_figure(report))
+
+    @friendly
+    def check_upload(csv_waiting: str, selected, *settings_values):
+        if csv_waiting:   # an upload that still needs its column mapping: nothing new to check yet
+            return (*[gr.update()] * 8, gr.update())
+        return check_version(selected, *settings_values)
 
     @friendly
     def show_group(group_id: str, report: dict, chosen: dict):
@@ -422,20 +443,18 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
 
     @friendly
-    def resolve_group(group_id: str, choice: str, report: dict, chosen: dict):
+    def resolve_group(group_id: str, choice: str, policy: str, report: dict, chosen: dict):
         updated = {**(chosen or {}), group_id: choice} if group_id and choice else dict(chosen or {})
-        return updated, resolutions_markdown((report or {}).get("contradiction_groups", []), updated)
+        return updated, resolutions_markdown((report or {}).get("contradiction_groups", []), updated, policy)
 
     @friendly
-    def save_version(selected, step_values, near_value, question_value, min_value, max_value, model_name, mask_value,
-                     chosen, checked):
+    def save_version(selected, chosen, checked, *settings_values):
         dataset_id, number = _selected(selected)
         if chosen and (checked or {}).get("selected") != selected:
             raise DataError(f"The contradiction choices were made on {(checked or {}).get('selected')}, not {selected}.",
                             "Press 'Check this version' and resolve its groups again.")
-        created = data.clean_version(workspace, dataset_id, number,
-                                     options(step_values, near_value, question_value, min_value, max_value, mask_value,
-                                             chosen), model=model_name or modeling.DEFAULT_MODEL)
+        cleaning_options, model_name = options(*settings_values, chosen=chosen)
+        created = data.clean_version(workspace, dataset_id, number, cleaning_options, model=model_name)
         report = data.read_report(workspace, dataset_id, created.version)
         return (*show_version(dataset_id, created.version),
                 f"✓ Saved **v{created.version}**: {report['kept']:,} rows kept, {report['rejected']:,} set aside "
@@ -505,19 +524,20 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     version.change(select_version, version, [version_summary, lengths_plot, sample_page, reject_page],
                    api_name="select_version", show_progress="hidden")
 
-    settings = [steps, near, question, min_chars, max_tokens, model, mask_pii]
+    settings = [steps, near, question, min_chars, max_tokens, model, mask_pii, group_policy]
     upload_outputs = [*picked, csv_mapping, csv_upload, csv_prompt, csv_response, csv_system, upload_report]
     upload.upload(upload_file, [upload, name], upload_outputs, api_name="upload_dataset").success(
-        check_version, [version, *settings, csv_upload], [*check_outputs, lengths_plot], api_name="check_upload")
+        check_upload, [csv_upload, version, *settings], [*check_outputs, lengths_plot], api_name="check_upload")
     csv_import.click(import_csv, [csv_upload, name, csv_prompt, csv_response, csv_system], upload_outputs,
                      api_name="import_csv").success(check_version, [version, *settings], [*check_outputs, lengths_plot],
                                                     api_name="check_csv_upload")
     check.click(check_version, [version, *settings], [*check_outputs, lengths_plot], api_name="check_dataset")
     group.change(show_group, [group, last_check, resolutions], [group_view, group_choice], api_name="show_group",
                  show_progress="hidden")
-    group_choice.input(resolve_group, [group, group_choice, last_check, resolutions], [resolutions, groups_summary],
-                       api_name="resolve_group", show_progress="hidden")
-    save.click(save_version, [version, *settings, resolutions, last_check], [*picked, save_report],
+    gr.on([group_choice.input, group_policy.input], resolve_group,
+          [group, group_choice, group_policy, last_check, resolutions], [resolutions, groups_summary],
+          api_name="resolve_group", show_progress="hidden")
+    save.click(save_version, [version, resolutions, last_check, *settings], [*picked, save_report],
                api_name="save_clean_version")
 
     def pager(step: int):
