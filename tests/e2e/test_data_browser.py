@@ -79,6 +79,19 @@ def test_upload_clean_resolve_and_save_a_version(page: Page, studio, tmp_path: P
     assert preview.locator(".tok-masked").count() > 0
 
 
+def test_a_csv_upload_asks_for_its_columns(page: Page, tmp_path: Path):
+    table = tmp_path / "faq.csv"
+    table.write_text("Frage,Antwort,Notiz\nWann öffnen Sie?,Um acht Uhr.,x\n营业时间？,早上八点。,y\n", encoding="utf-8")
+    upload(page, table)
+    expect(page.locator("#ds-upload-report")).to_contain_text("has the columns Frage, Antwort, Notiz", timeout=SLOW)
+    for box, column in (("#ds-csv-prompt", "Frage"), ("#ds-csv-response", "Antwort")):
+        page.locator(f"{box} input").click()
+        page.locator(box).get_by_role("option", name=column, exact=True).click()
+    page.get_by_role("button", name="Import CSV").click()
+    expect(page.locator("#ds-upload-report")).to_contain_text("Read 2 rows", timeout=SLOW)
+    expect(page.locator("#ds-counts")).to_contain_text("What cleaning would do to faq/v1", timeout=SLOW)
+
+
 def test_a_20k_row_upload_shows_its_report(page: Page, tmp_path: Path, capsys: pytest.CaptureFixture):
     demo = [json.loads(line) for line in DEMO_DATASET_FILE.read_text(encoding="utf-8").splitlines()]
     rng = random.Random(0)
