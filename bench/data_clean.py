@@ -36,24 +36,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import cleaning, data, modeling, similarity  # noqa: E402
+from core import cleaning, data, similarity  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
+from train_speed import bench_workspace  # noqa: E402 - a workspace linking the converted default model
 
-SHARED_MODEL_WORKSPACE = REPO / ".cache" / "default-model-workspace"
 TARGET_SECONDS, TARGET_RSS_GB = 60, 2.0
 CLAUSE = re.compile(r"[^,.?!，。？！；;]+[,.?!，。？！；;]+")
-
-
-def bench_workspace(root: Path) -> Workspace:
-    """A throw-away workspace whose default model links to the converted copy in .cache/."""
-    shared = Workspace.open(SHARED_MODEL_WORKSPACE)
-    if not modeling.default_model_ready(shared):
-        subprocess.run([sys.executable, "-m", "core.cli", "prepare", "--workspace", str(SHARED_MODEL_WORKSPACE)],
-                       cwd=REPO, check=True)
-    workspace = Workspace.open(root)
-    workspace.model_dir(modeling.DEFAULT_MODEL_DIR).symlink_to(shared.model_dir(modeling.DEFAULT_MODEL_DIR),
-                                                               target_is_directory=True)
-    return workspace
 
 
 def clause_pools() -> dict[str, list[str]]:

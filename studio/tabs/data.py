@@ -242,6 +242,13 @@ def _selected(value: str | None) -> tuple[str, int]:
 
 # ---------------------------------------------------------------- the tab
 
+def page_buttons(prefix: str) -> tuple[gr.Number, gr.Button, gr.Button]:
+    """A page number with previous/next buttons (elem_ids ds-<prefix>-page, -prev, -next)."""
+    return (gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id=f"ds-{prefix}-page", scale=1),
+            gr.Button("◀ Previous", elem_id=f"ds-{prefix}-prev", scale=1),
+            gr.Button("Next ▶", elem_id=f"ds-{prefix}-next", scale=1))
+
+
 def build(ctx: StudioContext, app: gr.Blocks) -> None:
     workspace = ctx.workspace
     with gr.Row():
@@ -304,9 +311,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
             lengths_plot = gr.Plot(elem_id="ds-lengths", label="Token lengths")
             with gr.Row():
                 search = gr.Textbox(label="Find text", placeholder="a word in the prompt or answer", elem_id="ds-search", scale=3)
-                sample_page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="ds-sample-page", scale=1)
-                sample_prev = gr.Button("◀ Previous", elem_id="ds-sample-prev", scale=1)
-                sample_next = gr.Button("Next ▶", elem_id="ds-sample-next", scale=1)
+                sample_page, sample_prev, sample_next = page_buttons("sample")
             sample_info = gr.Markdown(elem_id="ds-sample-info")
             samples = gr.Dataframe(headers=SAMPLE_COLUMNS, interactive=False, wrap=True, elem_id="ds-samples")
             with gr.Row():
@@ -320,9 +325,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
             with gr.Row():
                 reason = gr.Dropdown([("All reasons", "")] + [(r.replace("_", " "), r) for r in cleaning.REASONS], value="",
                                      label="Reason", elem_id="ds-reject-reason", scale=2)
-                reject_page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="ds-reject-page", scale=1)
-                reject_prev = gr.Button("◀ Previous", elem_id="ds-reject-prev", scale=1)
-                reject_next = gr.Button("Next ▶", elem_id="ds-reject-next", scale=1)
+                reject_page, reject_prev, reject_next = page_buttons("reject")
             reject_info = gr.Markdown(elem_id="ds-reject-info")
             rejects = gr.Dataframe(headers=REJECT_COLUMNS, interactive=False, wrap=True, elem_id="ds-rejects")
             with gr.Row():
