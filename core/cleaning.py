@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from core import pii, quality, similarity
+from core import formats, pii, quality, similarity
 from core.errors import DataError
 from core.lengths import DEFAULT_MAX_TOKENS, TokenCounter
 
@@ -98,10 +98,6 @@ class _Decisions:
 
     def alive(self, indices: Sequence[int]) -> list[int]:
         return [i for i in indices if not self.found[i]]
-
-
-def _joined(messages: list[dict[str, str]], role: str) -> str:
-    return "\n".join(m["content"] for m in messages if m["role"] == role)
 
 
 def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenCounter | None = None) -> CleanResult:
@@ -239,8 +235,8 @@ def _resolve(group_id: str, indices: list[int], lines: list[int], conversations:
             decisions.reject(index, "contradiction", f"contradiction group {group_id} ({len(indices)} rows): {what}")
     return {"id": group_id, "source_lines": group_lines, "resolution": choice, "kept": kept,
             "rows": [{"source_line": lines[i],
-                      "prompt": _joined(conversations[i], "user")[:_GROUP_TEXT_CHARS],
-                      "response": _joined(conversations[i], "assistant")[:_GROUP_TEXT_CHARS]}
+                      "prompt": formats.text_of(conversations[i], "user")[:_GROUP_TEXT_CHARS],
+                      "response": formats.text_of(conversations[i], "assistant")[:_GROUP_TEXT_CHARS]}
                      for i in indices[:GROUP_ROWS_SHOWN]]}
 
 

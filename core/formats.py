@@ -322,6 +322,11 @@ def check_turns(messages: list[Message]) -> None:
         raise ValueError("the last message must be the assistant's answer")
 
 
+def text_of(messages: list[Message], role: str) -> str:
+    """All `role` messages of a conversation as one text ("user": the prompt, "assistant": the answer)."""
+    return "\n".join(message["content"] for message in messages if message["role"] == role)
+
+
 # ---------------------------------------------------------------- files → rows
 
 def parse(raw: bytes, name: str, mapping: CsvMapping | None = None) -> ParseResult:

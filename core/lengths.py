@@ -19,7 +19,7 @@ from jinja2 import TemplateError
 
 from core import templates
 from core.errors import DataError
-from core.formats import Message
+from core.formats import Message, text_of
 
 DEFAULT_MAX_TOKENS = 2048
 DEFAULT_SAMPLE = 2000   # rows measured for the length histograms (all of them in smaller datasets)
@@ -114,9 +114,6 @@ def length_sample(counter: TokenCounter, conversations: Sequence[list[Message]],
     total = len(conversations)
     picked = sorted(random.Random(seed).sample(range(total), size)) if total > size else range(total)
 
-    def joined(messages: list[Message], role: str) -> str:
-        return "\n".join(message["content"] for message in messages if message["role"] == role)
-
-    return {"prompt_tokens": counter.text_lengths([joined(conversations[i], "user") for i in picked]),
-            "response_tokens": counter.text_lengths([joined(conversations[i], "assistant") for i in picked]),
+    return {"prompt_tokens": counter.text_lengths([text_of(conversations[i], "user") for i in picked]),
+            "response_tokens": counter.text_lengths([text_of(conversations[i], "assistant") for i in picked]),
             "measured": len(picked), "rows": total}

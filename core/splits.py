@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from core import similarity
+from core import formats, similarity
 from core.errors import DataError
 
 Row = dict[str, Any]
@@ -35,8 +35,7 @@ class Split:
 
 
 def _prompt_signatures(rows: Sequence[Row]) -> np.ndarray:
-    prompts = [similarity.comparable("\n".join(m["content"] for m in row["messages"] if m["role"] == "user"))
-               for row in rows]
+    prompts = [similarity.comparable(formats.text_of(row["messages"], "user")) for row in rows]
     return similarity.signatures(prompts, similarity.common_shingles(prompts))
 
 

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from core import cleaning, data, formats, modeling, splits, templates
 from core.errors import DataError
-from core.lengths import DEFAULT_MAX_TOKENS
+from core.lengths import DEFAULT_MAX_TOKENS, LossPreview
 from studio.context import StudioContext
 from studio.errors import friendly
 
@@ -53,10 +53,6 @@ GROUPS_LISTED, GROUPS_IN_PICKER = 30, 500
 
 def _cell(text: str) -> str:
     return text if len(text) <= CELL_CHARS else text[:CELL_CHARS] + "…"
-
-
-def _joined(messages: list[dict[str, str]], role: str) -> str:
-    return "\n".join(m["content"] for m in messages if m["role"] == role)
 
 
 def _flags(row: dict[str, Any]) -> str:
@@ -184,16 +180,16 @@ def lengths_figure(report: dict[str, Any] | None) -> go.Figure:
 
 
 def rows_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([(row["source_line"], _cell(_joined(row["messages"], "user")),
-                          _cell(_joined(row["messages"], "assistant")), _flags(row)) for row in rows],
+    return pd.DataFrame([(row["source_line"], _cell(formats.text_of(row["messages"], "user")),
+                          _cell(formats.text_of(row["messages"], "assistant")), _flags(row)) for row in rows],
                         columns=SAMPLE_COLUMNS)
 
 
 def rejects_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([(row["source_line"], ", ".join(row["reasons"]), _cell("; ".join(row["details"])),
                           f"v{row.get('version', '?')}",
-                          _cell(_joined(row["messages"], "user") if "messages" in row else row.get("text", "")),
-                          _cell(_joined(row["messages"], "assistant") if "messages" in row else ""))
+                          _cell(formats.text_of(row["messages"], "user") if "messages" in row else row.get("text", "")),
+                          _cell(formats.text_of(row["messages"], "assistant") if "messages" in row else ""))
                          for row in rows], columns=REJECT_COLUMNS)
 
 
@@ -206,7 +202,7 @@ def page_of(rows: list[dict[str, Any]], page: float) -> tuple[list[dict[str, Any
     return shown, number, f"Rows {first}–{first + len(shown) - 1 if shown else 0} of {len(rows):,} · page {number} of {pages}"
 
 
-def preview_html(previews: list[tuple[int, Any]]) -> str:
+def preview_html(previews: list[tuple[int, LossPreview]]) -> str:
     parts = []
     for line, preview in previews:
         warning = ("<div style='color:#b91c1c;font-weight:700'>⚠ No token is trained: this sample teaches nothing "
