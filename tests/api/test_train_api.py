@@ -6,6 +6,8 @@ import time
 
 from gradio_client import Client
 
+from core.workspace import Workspace
+
 STUDIO_TINY_MODEL = "tiny-llama"   # the `studio` fixture registers a tiny model under this name
 
 
@@ -42,3 +44,12 @@ def test_a_cheap_endpoint_stays_fast_while_a_run_trains(studio):
     client.predict(api_name="/train_stop")
     stopped = wait_for(client, lambda status: status["state"] == "stopped")
     assert stopped["last_checkpoint_step"] == stopped["step"] < 400
+
+    # The history is drivable too: rename, then delete after the confirmation step.
+    run_id = stopped["run_id"]
+    client.predict(run_id, "clinic demo", api_name="/history_rename")
+    assert client.predict(api_name="/train_status")["name"] == "clinic demo"
+    client.predict(run_id, api_name="/history_delete_ask")
+    client.predict(run_id, api_name="/history_delete")
+    assert run_id not in str(client.predict(api_name="/history_list")[0])
+    assert not Workspace(studio.workspace).run_dir(run_id).exists()
