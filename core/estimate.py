@@ -18,7 +18,8 @@ Memory, in bytes, is weights + LoRA state + activations + logits + runtime overh
                Activation Recomputation in Large Transformer Models", §4) do, for a Llama-style block with
                SDPA/flash attention, which keeps no seq² score matrix: per token 6·h + 2·h_kv + 4·i values
                (both norms' inputs and outputs, q, attention output, k and v, then gate, up, act(gate) and
-               act·up), × batch × seq × layers × bytes per value (2 under 16-bit compute, 4 in fp32).
+               act·up), × batch × seq × layers × bytes per value (2 under 16-bit compute, including
+               bf16 autocast over fp32 weights on a CPU with AVX512-BF16; 4 in plain fp32).
                With gradient checkpointing each layer keeps only its input (h values per token) plus one
                layer's full set while it is recomputed.
   logits       batch × seq × vocab × (compute bytes + 8): the logits, their fp32 copy for the loss and the
@@ -291,8 +292,11 @@ def weight_bytes(model: ModelAnatomy, precision: Precision) -> int:
 
 
 def memory(model: ModelAnatomy, precision: Precision, batch_size: int, seq_len: int,
-           gradient_checkpointing: bool, device_kind: Literal["GPU", "RAM"]) -> MemoryEstimate:
-    value_bytes = 4 if precision == "lora_32bit" else 2
+           gradient_checkpointing: bool, device_kind: Literal["GPU", "RAM"], half_compute: bool = True
+           ) -> MemoryEstimate:
+    """Peak memory of one step; `half_compute`: activations in 16 bits (bf16/fp16 autocast) even over
+    32-bit weights, as training does wherever the hardware has 16-bit maths."""
+    value_bytes = 2 if half_compute or precision != "lora_32bit" else 4
     tokens = batch_size * seq_len
     per_layer = (6 * model.hidden_size + 2 * model.kv_size + 4 * model.intermediate_size) * tokens * value_bytes
     if gradient_checkpointing:
@@ -305,6 +309,15 @@ def memory(model: ModelAnatomy, precision: Precision, batch_size: int, seq_len: 
         activations=activations,
         logits=tokens * model.vocab_size * (value_bytes + 8),
         overhead=_OVERHEAD[device_kind])
+
+
+def _half_compute(config: RunConfig) -> bool:
+    from core.train import mixed_precision
+
+    try:
+        return mixed_precision(config.train.precision) != "no"
+    except ConfigError:   # fp16 without a GPU: preflight reports it; count the fp32 fallback
+        return False
 
 
 def chosen_precision(config: RunConfig, on_gpu: bool) -> Precision:
@@ -448,7 +461,8 @@ def time_estimate(config: RunConfig, model: ModelAnatomy, workspace: Workspace) 
     samples_per_step = config.train.batch_size * config.train.gradient_accumulation_steps
     mean_tokens = statistics.fmean(lengths) if lengths else 0.0
     train_tokens = round(steps * samples_per_step * mean_tokens)
-    evaluations = 1 + (steps // config.train.eval_steps if config.train.eval_steps else 0)
+    # Training evaluates every eval_steps and at the last step (once, if that is also an eval step).
+    evaluations = math.ceil(steps / config.train.eval_steps) if config.train.eval_steps else 1
     flops_rate, basis = _sustained_flops(config, workspace)
     train_flops = train_tokens * flops_per_token(model, config.train.gradient_checkpointing)
     eval_flops = evaluations * sum(validation) * 2 * model.matmul_params
@@ -466,7 +480,8 @@ def estimate(config: RunConfig, workspace: Workspace) -> Estimate:
     device = detect_device()
     precisions: tuple[Precision, ...] = ("lora_32bit", *PUBLISHED_PRECISIONS)
     figures = {precision: memory(model, precision, config.train.batch_size, config.train.max_seq_length,
-                                 config.train.gradient_checkpointing, device.kind) for precision in precisions}
+                                 config.train.gradient_checkpointing, device.kind, _half_compute(config))
+               for precision in precisions}
     chosen = chosen_precision(config, device.kind == "GPU")
     try:
         timing, problem = time_estimate(config, model, workspace), ""

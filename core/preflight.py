@@ -94,12 +94,17 @@ def findings(config: RunConfig, figures: estimate.Estimate) -> list[Finding]:
 
 
 def _device_findings(config: RunConfig) -> list[Finding]:
-    """QLoRA without CUDA or without bitsandbytes: the same rule the model loader applies."""
-    try:
-        modeling.plan_device(config.model.dtype, config.model.load_in_4bit)
-    except StudioError as error:
-        return [Finding("error", "model.load_in_4bit", str(error))]
-    return []
+    """QLoRA without CUDA or bitsandbytes, fp16 without a GPU: the same rules loading and training apply."""
+    from core.train import mixed_precision
+
+    found = []
+    for field, rule in (("model.load_in_4bit", lambda: modeling.plan_device(config.model.dtype, config.model.load_in_4bit)),
+                        ("train.precision", lambda: mixed_precision(config.train.precision))):
+        try:
+            rule()
+        except StudioError as error:
+            found.append(Finding("error", field, str(error)))
+    return found
 
 
 def format_bytes(count: float) -> str:

@@ -156,6 +156,8 @@ def test_preflight_explains_invalid_combinations(workspace: Workspace):
     if not torch.cuda.is_available():
         qlora = preflight.check(demo_config(workspace, "model.load_in_4bit=true"), workspace)
         assert any(f.field == "model.load_in_4bit" and "CUDA" in f.message for f in qlora.findings)
+        half = preflight.check(demo_config(workspace, "train.precision=fp16"), workspace)
+        assert [f.level for f in half.findings if f.field == "train.precision"] == ["error"]
 
 
 def test_cli_estimate_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
