@@ -1,5 +1,6 @@
-"""The Configure → Train flow driven through gradio_client, and the acceptance figure: while a run
-trains in the studio's process, a cheap endpoint still answers within 500 ms at the 95th percentile."""
+"""The Configure → Train flow driven through gradio_client. While a run trains in the studio's process a
+cheap endpoint keeps answering; its p95 latency is printed here and measured against the 500 ms target by
+bench/ui_latency.py (no timing assertions in tests: a loaded CI machine must not fail on speed)."""
 
 import statistics
 import time
@@ -21,7 +22,7 @@ def wait_for(client: Client, condition, timeout: float = 120) -> dict:
     raise TimeoutError(f"the run never reached the expected state: {status}")
 
 
-def test_a_cheap_endpoint_stays_fast_while_a_run_trains(studio):
+def test_a_cheap_endpoint_answers_while_a_run_trains(studio):
     client = Client(studio.url, analytics_enabled=False, verbose=False)
     checks = client.predict(model_name=STUDIO_TINY_MODEL, train_max_steps=400, train_max_seq_length=256,
                             api_name="/configure_check")[1]
@@ -39,7 +40,6 @@ def test_a_cheap_endpoint_stays_fast_while_a_run_trains(studio):
     print(f"\n/studio_status while training: p95 {p95 * 1000:.0f} ms, median "
           f"{statistics.median(latencies) * 1000:.0f} ms over 20 calls (steps {running['step']}→{status['step']})")
     assert status["state"] == "running" and status["step"] > running["step"]   # it trained all along
-    assert p95 <= 0.5
 
     client.predict(api_name="/train_stop")
     stopped = wait_for(client, lambda status: status["state"] == "stopped")
