@@ -136,17 +136,19 @@ def read_status(folder: RunFolder) -> RunStatus:
     known = {field.name for field in fields(RunStatus)}
     status = RunStatus(**{key: value for key, value in raw.items() if key in known})
     if status.active and not _owner_alive(status.pid, status.pid_started):
-        return _interrupted(status)
+        return _interrupted(status, latest_checkpoint(folder))
     if status.state == "running" and folder.stop_request.exists():
         return RunStatus(**{**status.to_json(), "state": "stopping", "message": "Stopping after the current step"})
     return status
 
 
-def _interrupted(status: RunStatus) -> RunStatus:
+def _interrupted(status: RunStatus, checkpoint: Path | None) -> RunStatus:
+    """A run whose process died. The checkpoint step is read from disk: the process may have died after
+    a checkpoint was complete but before status.json recorded it."""
     where = f"at step {status.step}" if status.step else "before its first step"
-    resume = (f"; resume continues from step {status.last_checkpoint_step}"
-              if status.last_checkpoint_step is not None else "; no checkpoint was saved yet")
-    return RunStatus(**{**status.to_json(), "state": "interrupted",
+    saved = int(checkpoint.name.split("-")[-1]) if checkpoint is not None else None
+    resume = (f"; resume continues from step {saved}" if saved is not None else "; no checkpoint was saved yet")
+    return RunStatus(**{**status.to_json(), "state": "interrupted", "last_checkpoint_step": saved,
                         "message": f"Interrupted {where}: the process running it ended{resume}."})
 
 
