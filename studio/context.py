@@ -32,6 +32,12 @@ class StudioContext:
         """Seed the demo dataset now (fast); convert (~30 s, once) and load the default model behind the
         page, so the studio opens at once and the first chat reply does not wait for a model load."""
         data.ensure_demo_dataset(self.workspace)
+        # transformers resolves its classes lazily, and two threads resolving them at once can fail
+        # ("cannot import name 'AutoModel'"); resolve them here, before any background thread starts.
+        import transformers
+
+        for name in ("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoTokenizer"):
+            getattr(transformers, name)
 
         def convert() -> None:
             try:

@@ -33,7 +33,7 @@ def test_upload_clean_resolve_and_save_a_version(page: Page, studio, tmp_path: P
     expect(report).to_contain_text("line 351: invalid JSON")
     counts = page.locator("#ds-counts")
     expect(counts).to_contain_text("near duplicate", timeout=SLOW)
-    expect(counts).to_contain_text("What cleaning would do to messy-clinic/v1")
+    expect(counts).to_contain_text("What cleaning would do to messy-clinic/v1", timeout=SLOW)
     expect(page.locator("#ds-group-view")).to_contain_text("Line 44")
     expect(page.locator("#ds-group-view")).to_contain_text("Line 62")
     expect(page.locator("#ds-groups-summary")).to_contain_text("3 contradiction group(s)")
