@@ -49,19 +49,19 @@ def run_job(folder: RunFolder, workspace: Workspace, stop_event: threading.Event
         folder.stop_request.unlink(missing_ok=True)  # the request that stopped it last time
     try:
         summary = train.train(runs.load_config(folder), folder.root, workspace, stop_event, resume, echo)
+    except KeyboardInterrupt:  # a second Ctrl-C: no adapter, but resumable from the last checkpoint
+        recorder.update(state="interrupted", message="Aborted with Ctrl-C; resume continues from the last checkpoint.")
+        raise
     except BaseException as error:  # noqa: BLE001 - every failure ends up in status.json
         failure = classify(error)
         if not isinstance(error, StudioError) and recorder.enabled:
             with folder.log.open("a", encoding="utf-8") as handle:
                 handle.write("".join(traceback.format_exception(error)))
         recorder.fail(failure)
+        raise failure from error
+    finally:
         if recorder.enabled:
             runs.index(workspace, folder)
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        raise failure from error
-    if recorder.enabled:
-        runs.index(workspace, folder)
     return summary
 
 
