@@ -66,8 +66,9 @@ class LoraSection(_Section):
         "LoRA rank: how much the adapter can learn. 8-32 suits most tasks; raise it for large, varied data."))
     alpha: float = Field(32.0, gt=0, le=4096, description=(
         "Scales the adapter's effect (effective strength alpha/r). Commonly r to 2·r."))
-    dropout: float = Field(0.05, ge=0.0, lt=1.0, description=(
-        "Randomly silences part of the adapter while training, against overfitting on small data. 0-0.1."))
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description=(
+        "Randomly silences part of the adapter's input while training, against overfitting on small data "
+        "(0.05-0.1 if validation loss rises while training loss falls). 0 trains about 10% faster on a CPU."))
     target_modules: list[str] | Literal["all-linear"] = Field(["q_proj", "v_proj"], examples=[
             "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], description=(
         "Which layers get an adapter: a list of layer names, or 'all-linear' for every linear layer "
@@ -119,7 +120,8 @@ class TrainSection(_Section):
         "tokens (1: the same)."))
     seed: int = Field(42, ge=0, description="Makes runs repeatable: the same seed gives the same result.")
     eval_steps: int = Field(50, ge=0, description="Measure validation loss every N steps (0: only at the end).")
-    save_steps: int = Field(100, ge=0, description="Save a checkpoint every N steps, to resume after a stop (0: only at the end).")
+    save_steps: int = Field(100, ge=0, description=(
+        "Save a checkpoint every N steps, to resume after a crash (0: only when the run is stopped)."))
     save_total_limit: int = Field(2, ge=1, le=100, description="How many checkpoints to keep on disk.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
         "'auto' uses 16-bit maths where the hardware has it (GPUs, CPUs with AVX512-BF16), else 32-bit."))

@@ -36,7 +36,7 @@ the third 2·N being weight gradients); recomputing activations adds another 2·
 per validation token. The sustained rate comes from earlier runs in this workspace (their measured
 tokens/s × their FLOPs per token) when there are any; otherwise from a short matmul calibration on this
 machine × 0.35, the share of matmul peak a LoRA step reached on the reference CPU (32-48% measured,
-see /work/shared/design.md); the lower end keeps the estimate from promising too much.
+measured by bench/train_speed.py); the lower end keeps the estimate from promising too much.
 """
 
 from __future__ import annotations
@@ -202,15 +202,6 @@ def config_folder(name: str, workspace: Workspace) -> tuple[Path, str]:
 
 # --- counting parameters on the meta device --------------------------------------------------------
 
-def peft_config(lora: LoraSection):
-    """The peft LoraConfig for the run's LoRA section."""
-    from peft import LoraConfig
-
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=lora.target_modules, bias=lora.bias, use_rslora=lora.use_rslora,
-                      use_dora=lora.use_dora, task_type="CAUSAL_LM")
-
-
 def anatomy(name: str, lora: LoraSection, workspace: Workspace) -> ModelAnatomy:
     folder, source = config_folder(name, workspace)
     config_file = folder / "config.json"
@@ -228,7 +219,7 @@ def _anatomy(config_file: str, mtime: float, lora_json: str, source: str) -> Mod
         total = sum(p.numel() for p in model.parameters())
         head = model.get_output_embeddings()
         linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-        peft_model = _with_lora(model, lora)
+        peft_model = modeling.add_lora(model, lora)
     trainable, _ = peft_model.get_nb_trainable_parameters()
     text = config.get_text_config()
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
@@ -254,14 +245,6 @@ def _meta_model(config_file: Path):
                              "Check that it is a causal language model supported by transformers.") from None
 
 
-def _with_lora(model, lora: LoraSection):
-    from peft import get_peft_model
-
-    try:
-        return get_peft_model(model, peft_config(lora))
-    except ValueError as error:
-        raise ConfigError(f"LoRA cannot be applied with lora.target_modules={lora.target_modules!r}: {error}",
-                          "Use layer names of this model (e.g. q_proj, v_proj) or 'all-linear'.") from None
 
 
 def _safetensors_bytes(state: dict[str, torch.Tensor]) -> int:
@@ -323,8 +306,8 @@ def _half_compute(config: RunConfig) -> bool:
 def chosen_precision(config: RunConfig, on_gpu: bool) -> Precision:
     if config.model.load_in_4bit:
         return "qlora_4bit"
-    if config.model.dtype == "float32" or (config.model.dtype == "auto" and not on_gpu):
-        return "lora_32bit"   # modeling.plan_device loads float32 on a CPU
+    if config.model.dtype == "float32" or (config.model.dtype == "auto" and not on_gpu and not _half_compute(config)):
+        return "lora_32bit"   # a CPU without bf16 trains on a float32 base (core.train.load_model_with_adapter)
     return "lora_16bit"
 
 

@@ -26,7 +26,8 @@ from urllib.parse import urlparse
 
 import torch
 
-from core.errors import ModelLoadError
+from core.config import LoraSection
+from core.errors import ConfigError, ModelLoadError
 from core.workspace import Workspace
 
 DEFAULT_MODEL = "default"
@@ -105,6 +106,13 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
     tokenizer.save_pretrained(staging)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+
+
+def local_models(workspace: Workspace) -> list[tuple[str, str]]:
+    """(label, name) of the built-in model and every model folder in the workspace, built-in first."""
+    folders = [folder.name for folder in sorted(workspace.models_dir.iterdir())
+               if folder.name != DEFAULT_MODEL_DIR and (folder / "config.json").is_file()]
+    return [(DEFAULT_MODEL_LABEL, DEFAULT_MODEL)] + [(name, name) for name in folders]
 
 
 def resolve(name: str, workspace: Workspace) -> ModelSource:
@@ -242,3 +250,17 @@ def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bi
     model.eval()
     model.load_seconds = time.perf_counter() - started
     return model
+
+
+def add_lora(model, lora: LoraSection):
+    """`model` with a fresh, trainable LoRA adapter as the run's LoRA section describes (peft)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules, bias=lora.bias, use_rslora=lora.use_rslora,
+                        use_dora=lora.use_dora, task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, config)
+    except ValueError as error:
+        raise ConfigError(f"LoRA cannot be applied with lora.target_modules={lora.target_modules!r}: {error}",
+                          "Use layer names of this model (e.g. q_proj, v_proj) or 'all-linear'.") from None

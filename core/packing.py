@@ -5,10 +5,13 @@ each of them. Given no attention mask and no cache, transformers (sdpa attention
 and builds a block-diagonal causal mask, so no conversation attends to another and the loss equals
 the per-conversation losses, without spending a single FLOP on padding.
 
-A dense attention mask still costs O(row length²), so a batch is packed into several rows (first-fit
-decreasing), each at most `row_tokens` long; each row is its own forward pass and the gradients add
-up. Next-token targets are shifted per conversation before packing, so the last token of one
-conversation is never trained to predict the first token of the next.
+That mask is dense, though: attention then costs O(row length²) and the cheap causal kernel cannot
+be used. So where it is exact, `use_packed_attention` swaps in `packed_attention`, which runs
+torch's causal sdpa once per conversation (what flash-attention's varlen kernels do on GPUs), and a
+whole batch becomes one row. Where it is not (sliding windows, logit soft-capping), a batch is packed
+into several rows of at most `row_tokens` (first-fit decreasing), each its own forward pass, with the
+gradients adding up. Next-token targets are shifted per conversation before packing, so the last
+token of one conversation is never trained to predict the first token of the next.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from core.templates import IGNORE_INDEX
 from core.trainset import Example
 
 _GROUP_SPAN = 50  # length grouping sorts within windows of this many batches: similar lengths, random order
+PACKED_ATTENTION = "studio_packed_sdpa"
+ONE_ROW = 2 ** 62  # row_tokens that puts a whole batch in one row
 
 
 @dataclass(frozen=True)
@@ -121,3 +127,37 @@ def forward_batches(examples: Sequence[Example], packing: bool, row_tokens: int,
     if packing:
         return [packed(row) for row in pack_rows(examples, row_tokens)]
     return [padded(examples, pad_id)]
+
+
+def packed_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                     position_ids: torch.Tensor | None = None, **kwargs) -> tuple[torch.Tensor, None]:
+    """A transformers attention function for one packed row ([1, heads, tokens, head_dim]): causal
+    attention inside each conversation, found where `position_ids` restart at 0."""
+    if position_ids is None or query.shape[0] != 1:
+        # Without position ids the conversations of a row cannot be told apart: never guess.
+        raise ValueError("Packed attention needs one packed row with its position ids; this model does not pass "
+                         "them to its attention. Set train.packing=false for this model.")
+    starts = (position_ids[0] == 0).nonzero().flatten().tolist()
+    bounds = sorted({0, *starts}) + [query.shape[2]]
+    parts = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True,
+                                            dropout_p=dropout, scale=scaling, enable_gqa=True)
+             for a, b in zip(bounds, bounds[1:])]
+    return torch.cat(parts, dim=2).transpose(1, 2).contiguous(), None
+
+
+def use_packed_attention(model: torch.nn.Module, max_length: int) -> bool:
+    """Switch a transformers model (sdpa attention) to `packed_attention` where that is exact: no
+    sliding window shorter than a conversation, no attention-logit soft-capping. Returns whether it did."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    text = model.config.get_text_config()
+    window = getattr(text, "sliding_window", None) if getattr(text, "use_sliding_window", True) else None
+    if (model.config._attn_implementation != "sdpa" or getattr(text, "attn_logit_softcapping", None)
+            or (window and window < max_length)):
+        return False
+    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+    AttentionMaskInterface.register(PACKED_ATTENTION, lambda *args, **kwargs: None)  # no mask to build
+    model.set_attn_implementation(PACKED_ATTENTION)
+    return True

@@ -14,8 +14,9 @@ and under `accelerate launch` / `torchrun` in several: accelerate's Accelerator 
 precision, the gradient all-reduce (DDP; FSDP or DeepSpeed from an accelerate config) and the
 checkpoint state; only rank 0 writes files.
 
-Speed, measured in bench/train_speed.py: padding-free packing (core.packing), the output layer only at
-supervised positions (`logits_to_keep`), bf16 autocast where the hardware has it, one thread per core.
+Speed, measured in bench/train_speed.py: a batch packed into one row without padding, attention inside
+each conversation (core.packing), the output layer only at supervised positions (`logits_to_keep`), and
+where the hardware has bf16 the frozen base stored in bf16 under bf16 autocast; one thread per core.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import resource
 import shutil
 import threading
 import time
-from collections import deque
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,8 +130,12 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     trainable, total = model.get_nb_trainable_parameters()
     recorder.log(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f}%)")
     recorder.update(trainable_parameters=trainable, total_parameters=total)
-    row_tokens = model.config.get_text_config().hidden_size  # see core.packing: bounds the O(n²) attention
     supervised_head = "logits_to_keep" in inspect.signature(model.get_base_model().forward).parameters
+    # Packed rows (core.packing): one per batch with per-conversation attention where that is exact,
+    # else rows of at most hidden-size tokens, which bounds the dense mask's O(n²) attention.
+    row_tokens = model.config.get_text_config().hidden_size
+    if settings.packing and packing.use_packed_attention(model.get_base_model(), settings.max_seq_length):
+        row_tokens = packing.ONE_ROW
 
     # Optimiser and schedule. LoRA weights and AdamW state stay float32 whatever the precision.
     plan = StepPlan.create([len(example) for example in data.train], settings, accelerator.num_processes)
@@ -155,7 +159,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
                     message=f"Training: step {state.step}/{plan.total_steps}")
     recorder.log(f"Plan: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), batch {settings.batch_size} "
                  f"x {settings.gradient_accumulation_steps} accumulation x {accelerator.num_processes} process(es), "
-                 f"{plan.warmup_steps} warm-up steps, {'packed' if settings.packing else 'padded'} batches")
+                 f"{plan.warmup_steps} warm-up steps, {batching(settings.packing, row_tokens)}")
 
     # The loop: one optimizer step per iteration, a stop request honoured between steps.
     model.train()
@@ -245,8 +249,8 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     }
     if accelerator.is_main_process:
         atomic_write_json(folder.summary, summary)
-    finished_line = (f"{summary['state'].capitalize()} after {state.step} steps: final loss {state.last_loss}, "
-                     f"best validation loss {state.best_eval_loss}, {summary['tokens_per_s']:.0f} tokens/s")
+    finished_line = (f"{summary['state'].capitalize()} after {state.step} steps: final loss {_figure(state.last_loss)}, "
+                     f"best validation loss {_figure(state.best_eval_loss)}, {summary['tokens_per_s']:.0f} tokens/s")
     recorder.update(state=summary["state"], finished=now_iso(), eta_s=0, message=finished_line)
     recorder.log(finished_line)
     accelerator.end_training()
@@ -254,6 +258,18 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
 
 
 # --- pieces of the run, in the order the run uses them ----------------------------------------------
+
+def batching(packed: bool, row_tokens: int) -> str:
+    if not packed:
+        return "padded batches"
+    if row_tokens == packing.ONE_ROW:
+        return "each batch packed in one row, attention within each conversation"
+    return f"batches packed in rows of up to {row_tokens} tokens (block-diagonal attention mask)"
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
 
 def cpu_has_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matmuls run natively (about 2x float32 on such CPUs)."""
@@ -311,13 +327,14 @@ def resolve_adapter(reference: str, workspace: Workspace) -> Path:
 
 def load_model_with_adapter(config: RunConfig, workspace: Workspace, accelerator: Any):
     """The frozen base model with a trainable LoRA adapter, ready for training."""
-    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
-
-    from core.estimate import peft_config
+    from peft import PeftModel, prepare_model_for_kbit_training
 
     gpu_index = accelerator.local_process_index if accelerator.num_processes > 1 and torch.cuda.is_available() else None
-    model = modeling.load_model(config.model.name, workspace, config.model.dtype, config.model.load_in_4bit,
-                                gpu_index=gpu_index)
+    dtype = config.model.dtype
+    if dtype == "auto" and accelerator.mixed_precision == "bf16":
+        # The frozen base is only ever read by bf16 matmuls: store it so (half the memory, no casts).
+        dtype = "bfloat16"
+    model = modeling.load_model(config.model.name, workspace, dtype, config.model.load_in_4bit, gpu_index=gpu_index)
     model.config.use_cache = False
     checkpointing = config.train.gradient_checkpointing
     if config.model.load_in_4bit:
@@ -327,11 +344,7 @@ def load_model_with_adapter(config: RunConfig, workspace: Workspace, accelerator
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.lora.init_from:
         return PeftModel.from_pretrained(model, resolve_adapter(config.lora.init_from, workspace), is_trainable=True)
-    try:
-        return get_peft_model(model, peft_config(config.lora))
-    except ValueError as error:
-        raise ConfigError(f"LoRA cannot be applied with lora.target_modules={config.lora.target_modules!r}: {error}",
-                          "Use layer names of this model (e.g. q_proj, v_proj) or 'all-linear'.") from None
+    return modeling.add_lora(model, config.lora)
 
 
 def token_losses(model: Any, batch: packing.ForwardBatch, supervised_head: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

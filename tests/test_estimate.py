@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from core import cli, config, data, estimate, preflight, runs, trainset
+from core import cli, config, data, estimate, modeling, preflight, runs, trainset
 from core.config import LoraSection
 from core.errors import ConfigError, ModelLoadError
 from core.workspace import Workspace
@@ -84,11 +84,10 @@ def test_shipped_reference_configs_match_published_parameter_counts(workspace: W
 ], ids=["q_v", "all-linear", "mlp-rslora", "attention-dora"])
 def test_counts_and_adapter_size_equal_peft_on_a_real_tiny_model(lora: LoraSection, tiny_model_dir: Path,
                                                                  workspace: Workspace, tmp_path: Path):
-    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     predicted = estimate.anatomy(str(tiny_model_dir), lora, workspace)
-    real = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), estimate.peft_config(lora))
+    real = modeling.add_lora(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora)  # as training builds it
     trainable, everything = real.get_nb_trainable_parameters()
     assert predicted.trainable_params == trainable
     assert predicted.total_params + trainable == everything

@@ -1,6 +1,5 @@
 """What a run trains on: the supervision guard, truncation, dataset mixing, keyword weights, packing."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -131,6 +130,15 @@ def test_packed_row_loss_equals_the_per_conversation_losses(workspace, tokenizer
     # The last token of one conversation never predicts the first token of the next.
     ends = torch.tensor([len(e) for e in examples]).cumsum(0) - 1
     assert (row.targets[0, ends] == IGNORE_INDEX).all()
+    # The engine's own attention (causal sdpa per conversation, no mask) gives the same losses.
+    own = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    assert packing.use_packed_attention(own, 1024) and own.config._attn_implementation == packing.PACKED_ATTENTION
+    with torch.no_grad():
+        assert torch.allclose(token_losses(own, row)[0], one_by_one, atol=1e-5)
+    assert packing.forward_batches(examples, True, packing.ONE_ROW, 0)[0].input_ids.shape == row.input_ids.shape
+    windowed = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    windowed.config.sliding_window = 8  # a window shorter than a conversation: not exact, so not used
+    assert not packing.use_packed_attention(windowed, 1024) and windowed.config._attn_implementation == "sdpa"
 
 
 def test_rows_are_packed_first_fit_decreasing(tokenizer):

@@ -21,18 +21,10 @@ def _text(content: Any) -> str:
     return str(content or "")
 
 
-def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
-    choices = [(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)]
-    for folder in sorted(ctx.workspace.models_dir.iterdir()):
-        if folder.name != modeling.DEFAULT_MODEL_DIR and (folder / "config.json").is_file():
-            choices.append((folder.name, folder.name))
-    return choices
-
-
 def build(ctx: StudioContext) -> None:
     defaults = GenerationSection()
     with gr.Row():
-        model = gr.Dropdown(model_choices(ctx), value=modeling.DEFAULT_MODEL, label="Model", elem_id="chat-model", scale=3)
+        model = gr.Dropdown(modeling.local_models(ctx.workspace), value=modeling.DEFAULT_MODEL, label="Model", elem_id="chat-model", scale=3)
         clear = gr.Button("New conversation", elem_id="chat-clear", scale=1)
     history = gr.Chatbot(elem_id="chat-history", label="Conversation", height=420, buttons=["copy"],
                          placeholder="Ask the model anything. Replies appear word by word.")

@@ -27,10 +27,8 @@ NO_ESTIMATE = "### Pre-flight estimate\nNot available until the problems below a
 
 def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
     """The built-in model, models registered in the workspace, and hub models known offline."""
-    local = [folder.name for folder in sorted(workspace.models_dir.iterdir())
-             if folder.name != modeling.DEFAULT_MODEL_DIR and (folder / "config.json").is_file()]
-    return ([(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)] + [(name, name) for name in local]
-            + [(f"{hub_id} (Hugging Face hub)", hub_id) for hub_id in estimate.reference_models()])
+    return modeling.local_models(workspace) + [(f"{hub_id} (Hugging Face hub)", hub_id)
+                                               for hub_id in estimate.reference_models()]
 
 
 def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
