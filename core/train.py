@@ -159,7 +159,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
                     message=f"Training: step {state.step}/{plan.total_steps}")
     recorder.log(f"Plan: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), batch {settings.batch_size} "
                  f"x {settings.gradient_accumulation_steps} accumulation x {accelerator.num_processes} process(es), "
-                 f"{plan.warmup_steps} warm-up steps, {batching(settings.packing, row_tokens)}")
+                 f"{plan.warmup_steps} warm-up steps, {_batching(settings.packing, row_tokens)}")
 
     # The loop: one optimizer step per iteration, a stop request honoured between steps.
     model.train()
@@ -259,7 +259,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
 
 # --- pieces of the run, in the order the run uses them ----------------------------------------------
 
-def batching(packed: bool, row_tokens: int) -> str:
+def _batching(packed: bool, row_tokens: int) -> str:
     if not packed:
         return "padded batches"
     if row_tokens == packing.ONE_ROW:
