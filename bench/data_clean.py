@@ -12,8 +12,8 @@ template); printed: wall time, rows/s and peak RSS of each, and of the two toget
 
 Baselines measured in the same run, on a slice of the same rows, for the two costly parts:
   near-duplicates  datasketch used row by row (MinHash.update_batch + MinHashLSH.insert per row)
-                   against core.similarity (the same MinHash values, computed for all rows at once);
-  token lengths    tokenising every row with the chat template (core.lengths.TokenCounter.count)
+                   against core.data.similarity (the same MinHash values, computed for all rows at once);
+  token lengths    tokenising every row with the chat template (core.data.lengths.TokenCounter.count)
                    against the step's bound-first method (only rows that may be too long are tokenised).
 Also: what the Data tab does for a 20,000-row upload (store, read, check) in-process.
 Other processes share the CPU, so absolute figures are noisy; ratios from one run are what counts.
@@ -36,9 +36,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import cleaning, data, similarity  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
 from train_speed import bench_workspace  # noqa: E402 - a workspace linking the converted default model
+
+from core.data import cleaning, similarity, store  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 TARGET_SECONDS, TARGET_RSS_GB = 60, 2.0
 CLAUSE = re.compile(r"[^,.?!，。？！；;]+[,.?!，。？！；;]+")
@@ -48,7 +49,7 @@ def clause_pools() -> dict[str, list[str]]:
     """The clauses (up to a comma or full stop) of the demo dataset's prompts and answers, per language:
     recombined, they make rows that rarely repeat by chance."""
     pools: dict[str, list[str]] = {"en": [], "zh": []}
-    for line in data.DEMO_DATASET_FILE.read_text(encoding="utf-8").splitlines():
+    for line in store.DEMO_DATASET_FILE.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         language = "en" if record["prompt"].isascii() else "zh"
         text = f"{record['prompt']} {record['response']}"
@@ -97,7 +98,7 @@ def run_cli(*args: str) -> tuple[float, float, float, dict]:
     CPU seconds say what the wall time would be on an idle machine (the work is mostly one thread)."""
     with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "core.cli", "data", *args, "--json"], cwd=REPO,
+        process = subprocess.Popen([sys.executable, "-m", "cli", "data", *args, "--json"], cwd=REPO,
                                    stdout=output, stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)   # this child's own peak RSS, not all children's
         seconds = time.perf_counter() - started
@@ -109,7 +110,7 @@ def run_cli(*args: str) -> tuple[float, float, float, dict]:
 
 
 def near_duplicate_baseline(texts: list[str]) -> tuple[float, float]:
-    """Seconds for datasketch row by row, and for core.similarity on the same texts."""
+    """Seconds for datasketch row by row, and for core.data.similarity on the same texts."""
     from datasketch import MinHash, MinHashLSH
 
     started = time.perf_counter()
@@ -126,7 +127,7 @@ def near_duplicate_baseline(texts: list[str]) -> tuple[float, float]:
 
 def length_baseline(workspace: Workspace, conversations: list[list[dict[str, str]]]) -> tuple[float, float]:
     """Seconds to tokenise every conversation, and for the bound-first too-long check."""
-    counter = data.token_counter(workspace)
+    counter = store.token_counter(workspace)
     started = time.perf_counter()
     for messages in conversations:
         counter.count(messages)
@@ -141,9 +142,9 @@ def upload_in_process(workspace: Workspace, lines: list[str], folder: Path) -> t
     path = folder / "upload.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     started = time.perf_counter()
-    created = data.import_upload(workspace, path, "upload")
+    created = store.import_upload(workspace, path, "upload")
     stored = time.perf_counter() - started
-    data.check_version(workspace, created.dataset_id, created.version, cleaning.CleanOptions())
+    store.check_version(workspace, created.dataset_id, created.version, cleaning.CleanOptions())
     return stored, time.perf_counter() - started
 
 
@@ -183,7 +184,7 @@ def main() -> None:
         texts = [similarity.comparable(row["response"]) for row in sample]
         row_by_row, vectorised = near_duplicate_baseline(texts)
         print(f"near-duplicate signatures + LSH, {len(texts):,} rows: datasketch row by row {row_by_row:.2f} s, "
-              f"core.similarity {vectorised:.2f} s ({row_by_row / vectorised:.0f}x)")
+              f"core.data.similarity {vectorised:.2f} s ({row_by_row / vectorised:.0f}x)")
         conversations = [[{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["response"]}]
                          for row in sample]
         every_row, bounded = length_baseline(workspace, conversations)

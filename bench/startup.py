@@ -20,7 +20,7 @@ TARGET_START_S = 15.0
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "core.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def seconds_to_http_200(workspace: Path, port: int = 7891) -> float:

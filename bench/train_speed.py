@@ -5,11 +5,11 @@
 
 Both train the built-in SmolLM2-135M-Instruct with LoRA r=16 on q_proj,v_proj, batch 8, on the same
 conversations (multi-turn chats built from the demo clinic FAQ, lengths spread log-uniformly over
-32-512 tokens, the same labels from core.templates):
+32-512 tokens, the same labels from core.models.templates):
 
   baseline  transformers.Trainer + peft + DataCollatorForSeq2Seq padding to the longest, float32,
             no LoRA dropout (the mainstream recipe, what LLaMA-Factory does by default);
-  ours      the studio's engine (core.train) with its defaults: a batch packed into one row without
+  ours      the studio's engine (core.training.train) with its defaults: a batch packed into one row without
             padding, attention inside each conversation, the output layer only at supervised
             positions, and where the CPU has AVX512-BF16 the frozen base stored in bf16 under bf16
             autocast (LoRA weights and optimizer state stay float32); no LoRA dropout either.
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from core import modeling  # noqa: E402
+from core.models import modeling  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 
 SHARED_MODEL_WORKSPACE = REPO / ".cache" / "default-model-workspace"
@@ -58,7 +58,7 @@ def bench_workspace(root: Path) -> Workspace:
     """A throw-away workspace whose default model links to the converted copy in .cache/."""
     shared = Workspace.open(SHARED_MODEL_WORKSPACE)
     if not modeling.default_model_ready(shared):
-        subprocess.run([sys.executable, "-m", "core.cli", "prepare", "--workspace", str(SHARED_MODEL_WORKSPACE)],
+        subprocess.run([sys.executable, "-m", "cli", "prepare", "--workspace", str(SHARED_MODEL_WORKSPACE)],
                        cwd=REPO, check=True)
     workspace = Workspace.open(root)
     workspace.model_dir(modeling.DEFAULT_MODEL_DIR).symlink_to(shared.model_dir(modeling.DEFAULT_MODEL_DIR))
@@ -68,8 +68,8 @@ def bench_workspace(root: Path) -> Workspace:
 def write_conversations(workspace: Workspace, count: int, seed: int, path: Path) -> list[int]:
     """`count` multi-turn chats from the demo FAQ, each grown until it reaches a log-uniform target
     length in [32, 512] tokens (never past 512; one FAQ turn is the shortest); returns their lengths."""
-    from core.data import DEMO_DATASET_FILE, load_conversations
-    from core.templates import tokenize_conversation
+    from core.data.store import DEMO_DATASET_FILE, load_conversations
+    from core.models.templates import tokenize_conversation
 
     tokenizer = modeling.load_tokenizer(modeling.DEFAULT_MODEL, workspace)
     pairs = [c for c in load_conversations(DEMO_DATASET_FILE) if c[-1]["content"].strip()]
@@ -124,7 +124,7 @@ def run_config(spec: dict[str, Any]):
 
 
 def examples(spec: dict[str, Any]):
-    from core import trainset
+    from core.training import trainset
 
     workspace = Workspace.open(spec["workspace"])
     tokenizer = modeling.load_tokenizer(modeling.DEFAULT_MODEL, workspace)
@@ -133,7 +133,7 @@ def examples(spec: dict[str, Any]):
 
 def validation_loss(model, validation) -> float:
     """Mean token cross-entropy over the held-out conversations, float32, one conversation at a time."""
-    from core import packing, train
+    from core.training import packing, train
 
     model.eval()
     total, count = 0.0, 0
@@ -205,11 +205,12 @@ def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """The studio's engine with its defaults, then its saved adapter loaded back with peft."""
     from peft import PeftModel
 
-    from core import jobs, runs
+    from core.jobs import runner
+    from core.runs import records
 
     workspace = Workspace.open(spec["workspace"])
-    folder = runs.create(workspace, run_config(spec))
-    summary = jobs.run_job(folder, workspace)
+    folder = records.create(workspace, run_config(spec))
+    summary = runner.run_job(folder, workspace)
     _, data = examples(spec)
     model = PeftModel.from_pretrained(modeling.load_model(modeling.DEFAULT_MODEL, workspace), folder.adapter)
     return {"tokens_per_s": summary["tokens_per_s"], "train_s": summary["train_s"],
@@ -222,7 +223,7 @@ def child_levers(spec: dict[str, Any]) -> dict[str, Any]:
     """Step-level tokens/s of each lever on the same batches, variants interleaved round by round."""
     from peft import LoraConfig, get_peft_model
 
-    from core import packing, train
+    from core.training import packing, train
 
     workspace = Workspace.open(spec["workspace"])
     tokenizer, data = examples(spec)
@@ -317,8 +318,8 @@ def main() -> None:
                 rounds[mode].append({**run_child(mode, spec), "wall_s": time.perf_counter() - started})
         results = {mode: max(runs, key=lambda run: run["tokens_per_s"]) for mode, runs in rounds.items()}
         levers = run_child("levers", spec) if args.levers else {}
-        from core import trainset
         from core.config import build
+        from core.training import trainset
         tokenizer = modeling.load_tokenizer(modeling.DEFAULT_MODEL, workspace)
         data = trainset.build(build(None, None, [f"data.train_path={spec['train']}",
                                                  f"data.validation_path={spec['validation']}",
@@ -359,7 +360,8 @@ def main() -> None:
     loss_change = ours["validation_loss"] / base["validation_loss"] - 1
     rss_ratio = ours["peak_rss_mb"] / base["peak_rss_mb"]
     print(f"speed-up (real tokens/s): {speedup:.2f}x  (target >= 3x: {'met' if speedup >= 3 else 'NOT met'})")
-    print(f"validation loss, ours vs baseline: {loss_change:+.2%}  (target <= +2%: {'met' if loss_change <= 0.02 else 'NOT met'})")
+    verdict = "met" if loss_change <= 0.02 else "NOT met"
+    print(f"validation loss, ours vs baseline: {loss_change:+.2%}  (target <= +2%: {verdict})")
     print(f"peak RSS, ours / baseline: {rss_ratio:.2f}  (target <= 1: {'met' if rss_ratio <= 1 else 'NOT met'})")
     if levers:
         print()

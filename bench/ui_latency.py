@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from gradio_client import Client  # noqa: E402
-
-from conftest import CACHE, RunningStudio, workspace_with_default_model  # noqa: E402
-from core import modeling  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from support import CACHE, RunningStudio, workspace_with_default_model  # noqa: E402
 from tiny import build_tiny_model  # noqa: E402
+
+from core.models import modeling  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 TARGET_P95_S = 0.5
 CALLS = 20

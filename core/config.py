@@ -76,7 +76,8 @@ class LoraSection(_Section):
     bias: Literal["none", "all", "lora_only"] = Field("none", description=(
         "Whether bias terms are trained too. 'none' is standard and keeps the adapter small."))
     use_rslora: bool = Field(False, title="rsLoRA", description="Rank-stabilised scaling (alpha/sqrt(r)); helps at high ranks.")
-    use_dora: bool = Field(False, title="DoRA", description="DoRA: splits weights into size and direction; slower, sometimes better.")
+    use_dora: bool = Field(False, title="DoRA", description=(
+        "DoRA: splits weights into size and direction; slower, sometimes better."))
     init_from: str = Field("", title="Continue from adapter", description=(
         "Two-stage fine-tuning: start from an earlier run's adapter (its run id, or an adapter folder) "
         "instead of a fresh one. Its rank and layers are kept; the settings above are then not used."))
@@ -261,7 +262,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist.", "Check the path, or create one with 'lora-studio config > run.yaml'.") from None
+        raise ConfigError(f"Config file {path} does not exist.",
+                          "Check the path, or create one with 'lora-studio config > run.yaml'.") from None
     except (UnicodeDecodeError, IsADirectoryError):
         raise ConfigError(f"Config file {path} is not a UTF-8 text file.", "Give a YAML file.") from None
     try:
@@ -273,7 +275,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file {path} must hold a mapping of sections (model:, lora:, train:…), not a {type(data).__name__}.")
+        raise ConfigError(f"Config file {path} must hold a mapping of sections (model:, lora:, train:…), "
+                          f"not a {type(data).__name__}.")
     return data
 
 

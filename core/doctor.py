@@ -10,7 +10,7 @@ import platform
 import psutil
 import torch
 
-from core import modeling
+from core.models import modeling
 from core.workspace import Workspace
 
 _PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "gradio", "pydantic", "gguf")

@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from core.errors import WorkspaceError
 
 DEFAULT_ROOT = "workspace"
 ENV_ROOT = "LORA_STUDIO_HOME"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"   # shipped with the code: demo data, model configs
 
 _ID_CHARS = re.compile(r"[^a-z0-9._-]+")
 _MAX_ID_LEN = 64
@@ -59,7 +60,7 @@ def safe_id(name: str) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -154,7 +155,7 @@ class Workspace:
     root: Path
 
     @classmethod
-    def open(cls, explicit: str | os.PathLike[str] | None = None) -> "Workspace":
+    def open(cls, explicit: str | os.PathLike[str] | None = None) -> Workspace:
         """Open (and create if needed) the workspace folder tree."""
         workspace = cls(resolve_root(explicit))
         try:

@@ -11,7 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
-from core import data, modeling  # noqa: E402
+from core.data import store  # noqa: E402
+from core.models import modeling
 from core.workspace import Workspace  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
@@ -57,7 +58,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         def studio_status() -> str:
             ready = modeling.default_model_ready(ctx.workspace)
             model_state = "ready" if ready else "being prepared (first start only, about 30 s)"
-            datasets = len(data.list_datasets(ctx.workspace))
+            datasets = len(store.list_datasets(ctx.workspace))
             return (f"Workspace `{ctx.workspace.root}` · {datasets} dataset(s) · "
                     f"default model {model_state} · device: {modeling.plan_device().device.upper()}")
 

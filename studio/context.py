@@ -6,10 +6,11 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from core import data, modeling
-from core.chat import ChatEngine
-from core.jobs import JobManager
-from core.lease import DeviceLease
+from core.data import store
+from core.jobs.runner import JobManager
+from core.models import modeling
+from core.models.chat import ChatEngine
+from core.system.device_lock import DeviceLease
 from core.workspace import Workspace
 
 log = logging.getLogger("lora_studio")
@@ -23,7 +24,7 @@ class StudioContext:
     jobs: JobManager
 
     @classmethod
-    def create(cls, workspace: Workspace) -> "StudioContext":
+    def create(cls, workspace: Workspace) -> StudioContext:
         lease = DeviceLease()
         return cls(workspace=workspace, lease=lease, chat=ChatEngine(workspace, lease),
                    jobs=JobManager(workspace, lease))
@@ -31,7 +32,7 @@ class StudioContext:
     def prepare_in_background(self) -> threading.Thread:
         """Seed the demo dataset now (fast); convert (~30 s, once) and load the default model behind the
         page, so the studio opens at once and the first chat reply does not wait for a model load."""
-        data.ensure_demo_dataset(self.workspace)
+        store.ensure_demo_dataset(self.workspace)
         # transformers resolves its classes lazily, and two threads resolving them at once can fail
         # ("cannot import name 'AutoModel'"); resolve them here, before any background thread starts.
         import transformers

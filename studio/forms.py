@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import annotated_types
 import gradio as gr
@@ -159,7 +160,7 @@ class ConfigForm:
 
     @classmethod
     def build(cls, custom: dict[str, gr.components.Component] | None = None,
-              open_sections: Sequence[str] = ("model", "data", "lora", "train")) -> "ConfigForm":
+              open_sections: Sequence[str] = ("model", "data", "lora", "train")) -> ConfigForm:
         """Render the form in the current Blocks context. `custom` supplies ready-made widgets (created
         with render=False) for some fields, e.g. a model picker for "model.name"."""
         return cls(cls._render_section(run_config.RunConfig, "", custom or {}, open_sections))

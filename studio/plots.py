@@ -1,4 +1,4 @@
-"""Plotly figures of a run's metrics (records of core.metrics: step, loss, eval_loss, lr, grad_norm,
+"""Plotly figures of a run's metrics (records of core.runs.metrics: step, loss, eval_loss, lr, grad_norm,
 tokens_per_s, memory_mb…), built as plain plotly JSON.
 
 The live charts are rebuilt about once a second in the process that trains; plotly's graph objects
@@ -10,7 +10,8 @@ no map or geo traces, which would fetch data from a CDN.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from gradio.components.plot import PlotData
 

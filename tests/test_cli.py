@@ -4,13 +4,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import REPO
+from support import REPO
 from test_config import REQUIRED
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -56,7 +55,7 @@ def test_usage_errors_exit_2_without_traceback():
 
 def test_core_never_imports_gradio():
     script = ("import importlib, pkgutil, sys, core\n"
-              "for m in pkgutil.iter_modules(core.__path__): importlib.import_module('core.' + m.name)\n"
+              "for m in pkgutil.walk_packages(core.__path__, 'core.'): importlib.import_module(m.name)\n"
               "print(sorted(n for n in sys.modules if n.split('.')[0] == 'gradio'))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

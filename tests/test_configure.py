@@ -3,8 +3,10 @@
 import gradio as gr
 import pytest
 
-from core import config, data, presets
+from core import config
+from core.data import store
 from core.errors import ConfigError
+from core.planning import presets
 from core.workspace import Workspace
 from studio.forms import ConfigForm, field_label
 from studio.tabs.configure import dataset_choices, validation_file_of
@@ -67,10 +69,10 @@ def test_saved_presets_come_back_exactly(workspace: Workspace):
 
 
 def test_dataset_picker_lists_every_version_and_pairs_split_validation(workspace: Workspace):
-    data.ensure_demo_dataset(workspace)
-    split = data.split_version(workspace, data.DEMO_DATASET_ID, 1, validation_ratio=0.2)
+    store.ensure_demo_dataset(workspace)
+    split = store.split_version(workspace, store.DEMO_DATASET_ID, 1, validation_ratio=0.2)
     choices = dataset_choices(workspace)
     assert [label.split(" · ")[1] for label, _ in choices] == ["v2 (split)", "v1 (upload)"]
     split_file, upload_file = (path for _, path in choices)
-    assert validation_file_of(split_file, workspace) == f"datasets/{data.DEMO_DATASET_ID}/v{split.version}/validation.jsonl"
+    assert validation_file_of(split_file, workspace) == f"datasets/{store.DEMO_DATASET_ID}/v{split.version}/validation.jsonl"
     assert validation_file_of(upload_file, workspace) == ""

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from datasketch import MinHash
-
-from core import cleaning, formats, lengths, pii, quality, similarity
-from core.data import DEMO_DATASET_FILE
-from core.errors import DataError
 from tiny import build_tokenizer
+
+from core.data import cleaning, formats, lengths, pii, quality, similarity
+from core.data.store import DEMO_DATASET_FILE
+from core.errors import DataError
 
 
 def conversation(prompt: str, response: str) -> list[dict[str, str]]:
@@ -179,7 +179,7 @@ def test_too_long_counts_tokens_with_the_chat_template(counter):
 
 def test_the_token_bound_holds_and_batched_counts_are_trainings(demo_rows, counter):
     conversations = [row["messages"] for row in demo_rows[::7]]
-    exact = [counter.count(messages) for messages in conversations]   # core.templates.tokenize_conversation
+    exact = [counter.count(messages) for messages in conversations]   # core.models.templates.tokenize_conversation
     assert all(counter.upper_bound(messages) >= tokens for messages, tokens in zip(conversations, exact))
     over, broken = counter.over_limit(conversations, 0)   # every row over the limit: all counted in one batch
     assert over == dict(enumerate(exact)) and broken == {}

@@ -1,5 +1,5 @@
 """`lora-studio data check|clean`: the machine-readable report, the files `clean` writes, clear errors.
-Run in-process through core.cli.main (the same entry point as the installed command, without paying
+Run in-process through cli.main (the same entry point as the installed command, without paying
 for a fresh interpreter and torch import per call)."""
 
 import json
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core import cli
-from core.data import DEMO_DATASET_FILE
+from cli import main as cli
+from core.data.store import DEMO_DATASET_FILE
 
 REQUIRED_REASONS = {"invalid", "duplicate", "near_duplicate", "contradiction", "low_quality", "too_long"}
 

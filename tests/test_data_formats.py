@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core import formats
+from core.data import formats
 from core.errors import DataError
 
 USER_ASSISTANT = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]

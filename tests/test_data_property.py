@@ -5,10 +5,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
-from core import cleaning, data, lengths
-from core.errors import DataError
 from tiny import build_tokenizer
+
+from core.data import cleaning, lengths, store
+from core.errors import DataError
 
 COUNTER = lengths.TokenCounter(build_tokenizer())
 TEXT = st.text(alphabet=st.sampled_from("abcxyz 诊所开门？?。.,，0123456789\t"), min_size=0, max_size=40)
@@ -45,11 +45,11 @@ def test_kept_plus_rejected_is_every_row_read(tmp_path: Path, lines: list[bytes]
     path = tmp_path / "random.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     try:
-        parsed = data.read_file(path)
+        parsed = store.read_file(path)
     except DataError:
         event("file refused as a whole")   # e.g. mostly not UTF-8: one message, no rows to account for
         return
-    checked = data.check_file(path, parsed, cleaning.CleanOptions(max_tokens=max_tokens), COUNTER)
+    checked = store.check_file(path, parsed, cleaning.CleanOptions(max_tokens=max_tokens), COUNTER)
     numbered = {number for number, line in enumerate(lines, start=1) if line.strip()}
     kept = [row["source_line"] for row in checked.kept]
     rejected = [row["source_line"] for row in checked.rejects]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core import cleaning, data, formats, splits
+from core.data import cleaning, formats, splits, store
 from core.errors import DataError
 from core.workspace import Workspace
 
@@ -28,7 +28,7 @@ MESSY = "\n".join([
 def upload(workspace: Workspace, tmp_path: Path, text: str | bytes, file_name: str = "messy.jsonl", **kwargs):
     path = tmp_path / "upload.tmp"
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-    return data.import_upload(workspace, path, file_name=file_name, **kwargs)
+    return store.import_upload(workspace, path, file_name=file_name, **kwargs)
 
 
 def lines_of(rows) -> list[int]:
@@ -40,15 +40,15 @@ def test_upload_keeps_the_raw_bytes_and_every_row(workspace: Workspace, tmp_path
     folder = workspace.dataset_dir(v1.dataset_id)
     assert v1.dataset_id == "messy" and v1.version == 1 and v1.kind == "upload" and v1.parent is None
     assert (folder / "raw.jsonl").read_bytes() == MESSY.encode()
-    rows, rejects = data.read_rows(workspace, "messy", 1), data.read_rejects(workspace, "messy", 1)
+    rows, rejects = store.read_rows(workspace, "messy", 1), store.read_rejects(workspace, "messy", 1)
     assert lines_of(rows) == [1, 2, 4, 5, 6, 8]
     assert rejects == [{"source_line": 3, "reasons": ["invalid"], "details": ["invalid JSON at column 1: Expecting value"],
                         "text": "this line is not JSON", "version": 1}]
-    report = data.read_report(workspace, "messy", 1)
+    report = store.read_report(workspace, "messy", 1)
     assert report["rows_read"] == 7 and report["kept"] + report["rejected"] == 7
     assert report["raw_sha256"] == hashlib.sha256(MESSY.encode()).hexdigest()
     assert report["sha256"] == hashlib.sha256((folder / "v1" / "data.jsonl").read_bytes()).hexdigest()
-    assert [(d.id, d.latest_version, d.rows) for d in data.list_datasets(workspace)] == [("messy", 1, 6)]
+    assert [(d.id, d.latest_version, d.rows) for d in store.list_datasets(workspace)] == [("messy", 1, 6)]
 
 
 def test_file_names_with_path_and_shell_characters_are_safe(workspace: Workspace, tmp_path: Path):
@@ -73,53 +73,53 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     ("big.jsonl", b'{"prompt": "q", "response": "a"}\n' * 64),
 ])
 def test_a_refused_upload_leaves_nothing_behind_and_touches_nothing(workspace: Workspace, tmp_path: Path, file_name, content):
-    data.ensure_demo_dataset(workspace)
+    store.ensure_demo_dataset(workspace)
     before = snapshot(workspace.datasets_dir)
     with pytest.raises(DataError) as caught:
         mapping = formats.CsvMapping("question", "answer") if file_name.endswith(".csv") else None
         upload(workspace, tmp_path, content, file_name=file_name, mapping=mapping, max_bytes=1024)
     assert file_name in str(caught.value)
     assert snapshot(workspace.datasets_dir) == before
-    assert [d.id for d in data.list_datasets(workspace)] == [data.DEMO_DATASET_ID]
+    assert [d.id for d in store.list_datasets(workspace)] == [store.DEMO_DATASET_ID]
 
 
 def test_cleaning_makes_a_new_version_with_lineage(workspace: Workspace, tmp_path: Path, tiny_model_dir: Path):
     upload(workspace, tmp_path, MESSY)
     options = cleaning.CleanOptions(resolutions={"c4": "keep:4"})
-    preview = data.check_version(workspace, "messy", 1, options, model=str(tiny_model_dir))
+    preview = store.check_version(workspace, "messy", 1, options, model=str(tiny_model_dir))
     assert [g["source_lines"] for g in preview["contradiction_groups"]] == [[4, 5]]
     assert not (workspace.dataset_dir("messy") / "v2").exists()          # a check writes nothing
 
-    v2 = data.clean_version(workspace, "messy", 1, options, model=str(tiny_model_dir))
+    v2 = store.clean_version(workspace, "messy", 1, options, model=str(tiny_model_dir))
     assert (v2.version, v2.parent, v2.kind, v2.rows, v2.rejected) == (2, 1, "clean", 3, 3)
-    report = data.read_report(workspace, "messy", 2)
+    report = store.read_report(workspace, "messy", 2)
     folder = workspace.dataset_version_dir("messy", 2)
     assert report["parent"] == 1 and report["steps"] == list(cleaning.STEPS)
     assert report["parameters"]["resolutions"] == {"c4": "keep:4"} and report["parameters"]["model"] == str(tiny_model_dir)
     assert report["sha256"] == hashlib.sha256((folder / "data.jsonl").read_bytes()).hexdigest()
     assert report["reasons"]["duplicate"] == report["reasons"]["contradiction"] == report["reasons"]["low_quality"] == 1
     assert report["lengths"]["measured"] == 3
-    rejects = data.read_rejects(workspace, "messy", 2)
+    rejects = store.read_rejects(workspace, "messy", 2)
     assert {(r["source_line"], r["version"]) for r in rejects} == {(3, 1), (2, 2), (5, 2), (6, 2)}
-    assert lines_of(data.read_rows(workspace, "messy", 2) + rejects) == [1, 2, 3, 4, 5, 6, 8]   # nothing lost
-    assert [(v.version, v.parent, v.kind) for v in data.versions(workspace, "messy")] == [(1, None, "upload"), (2, 1, "clean")]
-    assert data.load_conversations(folder / "data.jsonl")[0][0]["content"] == "What are your opening hours?"
+    assert lines_of(store.read_rows(workspace, "messy", 2) + rejects) == [1, 2, 3, 4, 5, 6, 8]   # nothing lost
+    assert [(v.version, v.parent, v.kind) for v in store.versions(workspace, "messy")] == [(1, None, "upload"), (2, 1, "clean")]
+    assert store.load_conversations(folder / "data.jsonl")[0][0]["content"] == "What are your opening hours?"
 
 
 def test_rejects_can_be_restored_into_the_next_version(workspace: Workspace, tmp_path: Path, tiny_model_dir: Path):
     upload(workspace, tmp_path, MESSY)
-    data.clean_version(workspace, "messy", 1, cleaning.CleanOptions(), model=str(tiny_model_dir))
-    v3 = data.restore_rejects(workspace, "messy", 2, [6])
-    rows = data.read_rows(workspace, "messy", 3)
+    store.clean_version(workspace, "messy", 1, cleaning.CleanOptions(), model=str(tiny_model_dir))
+    v3 = store.restore_rejects(workspace, "messy", 2, [6])
+    rows = store.read_rows(workspace, "messy", 3)
     assert (v3.parent, v3.kind, lines_of(rows)) == (2, "restore", [1, 4, 5, 6, 8])
     assert next(r for r in rows if r["source_line"] == 6)["restored"] is True
-    assert lines_of(data.read_rejects(workspace, "messy", 3)) == [2, 3]
-    v4 = data.clean_version(workspace, "messy", 3, cleaning.CleanOptions(), model=str(tiny_model_dir))
-    assert 6 in lines_of(data.read_rows(workspace, "messy", v4.version))   # the user's decision stands
+    assert lines_of(store.read_rejects(workspace, "messy", 3)) == [2, 3]
+    v4 = store.clean_version(workspace, "messy", 3, cleaning.CleanOptions(), model=str(tiny_model_dir))
+    assert 6 in lines_of(store.read_rows(workspace, "messy", v4.version))   # the user's decision stands
     with pytest.raises(DataError, match="could not be read from the file"):
-        data.restore_rejects(workspace, "messy", 3, [3])
+        store.restore_rejects(workspace, "messy", 3, [3])
     with pytest.raises(DataError, match="not among the rejects"):
-        data.restore_rejects(workspace, "messy", 3, [8])
+        store.restore_rejects(workspace, "messy", 3, [8])
 
 
 WORDS = ("clinic hours parking bike lock refill pharmacy vaccine child fever insurance billing portal "
@@ -153,14 +153,14 @@ def test_split_and_mix_versions(workspace: Workspace, tmp_path: Path):
     base = upload(workspace, tmp_path, "\n".join(json.dumps({"prompt": m[0]["content"], "response": m[1]["content"]})
                                                  for m in (r["messages"] for r in faq_rows(100))), "base.jsonl")
     hard = upload(workspace, tmp_path, MESSY, "hard.jsonl")
-    split = data.split_version(workspace, base.dataset_id, 1, 0.1, seed=1)
+    split = store.split_version(workspace, base.dataset_id, 1, 0.1, seed=1)
     folder = workspace.dataset_version_dir(base.dataset_id, split.version)
     assert (split.rows, split.validation_rows, split.kind) == (90, 10, "split")
-    assert len(data.load_conversations(folder / "validation.jsonl")) == 10
-    assert data.read_report(workspace, base.dataset_id, split.version)["split"]["leaks"] == 0
+    assert len(store.load_conversations(folder / "validation.jsonl")) == 10
+    assert store.read_report(workspace, base.dataset_id, split.version)["split"]["leaks"] == 0
 
-    mixed = data.mix_versions(workspace, base.dataset_id, 1, hard.dataset_id, 1, (8, 2), seed=0)
-    rows = data.read_rows(workspace, base.dataset_id, mixed.version)
+    mixed = store.mix_versions(workspace, base.dataset_id, 1, hard.dataset_id, 1, (8, 2), seed=0)
+    rows = store.read_rows(workspace, base.dataset_id, mixed.version)
     from_hard = [r for r in rows if r.get("source") == "hard/v1"]
     assert len(rows) == 125 and len(from_hard) == 25   # 100 : 25 is 8 : 2; 6 hard rows repeated to make 25
     assert {r["source_line"] for r in from_hard} == {1, 2, 4, 5, 6, 8}
@@ -171,7 +171,7 @@ def test_split_and_mix_versions(workspace: Workspace, tmp_path: Path):
 
 def test_versions_are_indexed_in_sqlite(workspace: Workspace, tmp_path: Path):
     upload(workspace, tmp_path, MESSY)
-    data.split_version(workspace, "messy", 1, 0.5)
+    store.split_version(workspace, "messy", 1, 0.5)
     with closing(workspace.connect()) as connection:
         rows = connection.execute("SELECT version, parent, kind, rows, validation_rows FROM dataset_versions"
                                   " WHERE dataset_id = 'messy' ORDER BY version").fetchall()

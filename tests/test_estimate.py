@@ -8,9 +8,15 @@ import pytest
 import torch
 import yaml
 
-from core import cli, config, data, estimate, modeling, preflight, runs, trainset
+from cli import main as cli
+from core import config
 from core.config import LoraSection
+from core.data import store
 from core.errors import ConfigError, ModelLoadError
+from core.models import modeling
+from core.planning import estimate, preflight
+from core.runs import records
+from core.training import trainset
 from core.workspace import Workspace
 
 DEEPSEEK = "deepseek-ai/deepseek-llm-7b-chat"
@@ -115,21 +121,21 @@ def test_verdict_thresholds():
 
 
 def demo_config(workspace: Workspace, *overrides: str) -> config.RunConfig:
-    data.ensure_demo_dataset(workspace)
+    store.ensure_demo_dataset(workspace)
     return config.build(None, "quick-demo-cpu", ["train.max_steps=-1", "train.epochs=2", *overrides])
 
 
 def test_steps_follow_the_data_and_speed_comes_from_earlier_runs(workspace: Workspace):
     run_config = demo_config(workspace, "train.batch_size=4", "train.gradient_accumulation_steps=2")
     first = estimate.estimate(run_config, workspace)
-    conversations = len(data.load_conversations(workspace.root / run_config.data.train_path))
+    conversations = len(store.load_conversations(workspace.root / run_config.data.train_path))
     train = conversations - round(conversations * run_config.data.validation_ratio)   # 10% held out
     assert first.time is not None and first.time.train_samples == train
     assert first.time.steps == 2 * math.ceil(math.ceil(train / 4) / 2)   # 2 epochs of 4-row batches, 2 per step
     assert "no finished run" in first.time.basis
 
     # A finished run of the same model measured 123 tokens/s: the next estimate uses that speed.
-    earlier = runs.create(workspace, run_config)
+    earlier = records.create(workspace, run_config)
     earlier.summary.write_text(json.dumps({"tokens_per_s": 123.0}))
     second = estimate.estimate(run_config, workspace)
     assert second.time is not None and second.time.tokens_per_s == pytest.approx(123.0)
@@ -162,7 +168,7 @@ def test_preflight_explains_invalid_combinations(workspace: Workspace):
 def test_cli_estimate_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     run_file = tmp_path / "run.yaml"
     run_file.write_text(yaml.safe_dump({"model": {"name": DEEPSEEK}, "lora": {"r": 32, "alpha": 16},
-                                        "data": {"train_path": str(data.DEMO_DATASET_FILE)}}))
+                                        "data": {"train_path": str(store.DEMO_DATASET_FILE)}}))
     workspace_args = ["--workspace", str(tmp_path / "ws")]
     assert cli.main(["estimate", str(run_file), *workspace_args, "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core import config, data, history, jobs, metrics, monitor, runs
+from core import config
+from core.data import store
 from core.errors import JobBusyError, WorkspaceError
+from core.jobs import runner
+from core.runs import history, metrics, monitor, records
 from core.workspace import Workspace
 from studio import plots
 from studio.tabs.train import banner, progress_html
@@ -19,12 +22,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> t
     """A workspace with two finished tiny runs that differ in rank and learning rate."""
     workspace = Workspace.open(tmp_path_factory.mktemp("history") / "ws")
     small = workspace.root / "small.jsonl"   # 20 demo conversations: the runs take seconds
-    small.write_text("".join(data.DEMO_DATASET_FILE.read_text(encoding="utf-8").splitlines(keepends=True)[:20]))
+    small.write_text("".join(store.DEMO_DATASET_FILE.read_text(encoding="utf-8").splitlines(keepends=True)[:20]))
     common = [f"model.name={tiny_model_dir}", f"data.train_path={small}", "data.validation_ratio=0.2",
               "train.max_steps=4", "train.eval_steps=2", "train.max_seq_length=256"]
-    first = jobs.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [*common, "name=first"]),
+    first = runner.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [*common, "name=first"]),
                                    echo=lambda _: None)
-    second = jobs.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [
+    second = runner.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [
         *common, "name=second", "lora.r=4", "train.learning_rate=1e-4"]), echo=lambda _: None)
     return workspace, first.run_id, second.run_id
 
@@ -48,7 +51,7 @@ def test_config_diff_names_exactly_the_changed_fields(trained):
 def test_rename_changes_the_display_name_only(trained):
     workspace, first, _ = trained
     history.rename(workspace, first, "  clinic FAQ, r8 ")
-    assert runs.read_status(workspace.run_folder(first)).name == "clinic FAQ, r8"
+    assert records.read_status(workspace.run_folder(first)).name == "clinic FAQ, r8"
     assert workspace.run_folder(first).root.is_dir()
     with closing(workspace.connect()) as connection:
         assert connection.execute("SELECT name FROM runs WHERE id = ?", (first,)).fetchone()[0] == "clinic FAQ, r8"
@@ -60,7 +63,7 @@ def test_delete_removes_one_run_and_refuses_an_active_one(trained):
     workspace, first, second = trained
     copy = workspace.run_folder("copy-of-first")
     shutil.copytree(workspace.run_folder(first).root, copy.root)
-    runs.index(workspace, copy)
+    records.index(workspace, copy)
     history.delete(workspace, copy.run_id)
     assert not copy.root.exists()
     assert copy.run_id not in {row.run_id for row in history.table(workspace)}
@@ -68,7 +71,7 @@ def test_delete_removes_one_run_and_refuses_an_active_one(trained):
     with closing(workspace.connect()) as connection:
         assert connection.execute("SELECT COUNT(*) FROM runs WHERE id = ?", (copy.run_id,)).fetchone()[0] == 0
 
-    queued = runs.create(workspace, config.build(None, "quick-demo-cpu", ["name=busy"]))   # owned by this process
+    queued = records.create(workspace, config.build(None, "quick-demo-cpu", ["name=busy"]))   # owned by this process
     with pytest.raises(JobBusyError, match="still training"):
         history.delete(workspace, queued.run_id)
     with pytest.raises(JobBusyError):
@@ -108,11 +111,11 @@ def test_figures_show_each_series(trained):
 
 
 def test_failure_banner_names_the_reason_and_what_to_try():
-    failed = runs.RunStatus(run_id="r1", name="faq", state="failed", message="Out of memory at step 3",
+    failed = records.RunStatus(run_id="r1", name="faq", state="failed", message="Out of memory at step 3",
                             error={"kind": "out of memory", "message": "The GPU ran out of memory at step 3.",
                                    "fix": "Lower train.batch_size or switch on gradient checkpointing."})
     text = banner(failed)
     assert "✗ Failed" in text and "**Why (out of memory):** The GPU ran out of memory at step 3." in text
     assert "**What to try:** Lower train.batch_size" in text
-    assert "Step 3 of 10" in progress_html(runs.RunStatus(run_id="r1", name="faq", state="running", step=3,
+    assert "Step 3 of 10" in progress_html(records.RunStatus(run_id="r1", name="faq", state="running", step=3,
                                                           total_steps=10, eta_s=42.0))

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from conftest import REPO
-from core import config, metrics, runs
-from core.errors import ConfigError, DeviceBusyError, JobBusyError, StudioError
-from core.jobs import JobManager
-from core.lease import DeviceLease
-from core.workspace import Workspace
+from support import REPO
 from test_train import start_run, tiny_config, write_rows
+
+from core import config
+from core.errors import ConfigError, DeviceBusyError, JobBusyError, StudioError
+from core.jobs.runner import JobManager
+from core.runs import metrics, records
+from core.system.device_lock import DeviceLease
+from core.workspace import Workspace
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:
@@ -52,8 +53,8 @@ def test_one_job_at_a_time_stop_and_resume(workspace: Workspace, tiny_model_dir:
     wait_for(lambda: metrics.read_all(folder.metrics)[-1]["step"] > steps_before)
     jobs.stop()
     jobs.wait(120)
-    records = metrics.read_all(folder.metrics)
-    assert [r["step"] for r in records] == list(range(1, records[-1]["step"] + 1))  # one continuous curve
+    logged = metrics.read_all(folder.metrics)
+    assert [r["step"] for r in logged] == list(range(1, logged[-1]["step"] + 1))  # one continuous curve
     assert "Resumed from the checkpoint of step" in folder.log.read_text()
     # Refused at once, before any run folder exists: missing data, a precision this machine lacks.
     with pytest.raises(StudioError, match="no-such-data"):
@@ -61,7 +62,7 @@ def test_one_job_at_a_time_stop_and_resume(workspace: Workspace, tiny_model_dir:
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="fp16 needs a GPU"):
             jobs.start(cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": "fp16"})}))
-    assert len(runs.list_runs(workspace)) == 1
+    assert len(records.list_runs(workspace)) == 1
     finished = start_run(workspace, tiny_config(tiny_model_dir, tmp_path / "faq.jsonl", "train.max_steps=1"))[0]
     with pytest.raises(StudioError, match="cannot be resumed: it finished"):
         jobs.resume(finished.run_id)
@@ -73,15 +74,15 @@ def test_killed_run_shows_interrupted_and_resumes_on_the_same_curve(workspace: W
                       "train.save_steps=3", "train.eval_steps=10", "train.save_total_limit=3")
     config_file = tmp_path / "run.yaml"
     config_file.write_text(config.to_yaml(cfg))
-    process = subprocess.Popen([sys.executable, "-m", "core.cli", "train", str(config_file), "--workspace",
+    process = subprocess.Popen([sys.executable, "-m", "cli", "train", str(config_file), "--workspace",
                                 str(workspace.root)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: any(workspace.runs_dir.glob("*/checkpoints/step-0000003")))
     finally:
         process.kill()
         process.wait()
-    folder = runs.RunFolder(next(workspace.runs_dir.iterdir()))
-    killed = runs.read_status(folder)
+    folder = records.RunFolder(next(workspace.runs_dir.iterdir()))
+    killed = records.read_status(folder)
     assert killed.state == "interrupted" and killed.resumable and "Interrupted at step" in killed.message
     assert killed.step < 60, "the run ended before it could be killed"
 

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import workspace_with_default_model
 
-from core import modeling
-from core.chat import ChatEngine
 from core.config import GenerationSection
 from core.errors import DeviceBusyError, ModelLoadError, StudioError
-from core.lease import DeviceLease
+from core.models import modeling
+from core.models.chat import ChatEngine
+from core.system.device_lock import DeviceLease
 from core.workspace import Workspace
-from conftest import workspace_with_default_model
 
 
 def test_resolve_kinds(workspace: Workspace, tiny_model_dir: Path, tmp_path: Path):

@@ -1,10 +1,16 @@
 from pathlib import Path
 
 import pytest
-
-from core.templates import (BUILTIN_TEMPLATES, IGNORE_INDEX, describe_template, template_source,
-                            tokenize_conversation, with_system_prompt)
 from tiny import build_tokenizer
+
+from core.models.templates import (
+    BUILTIN_TEMPLATES,
+    IGNORE_INDEX,
+    describe_template,
+    template_source,
+    tokenize_conversation,
+    with_system_prompt,
+)
 
 CONVERSATION = [
     {"role": "user", "content": "When do you open?"},

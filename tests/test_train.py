@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from core import config, metrics, runs, train
-from core.errors import StudioError
-from core.jobs import run_job
-from core.workspace import Workspace
 from tiny import build_tiny_model
+
+from core import config
+from core.errors import StudioError
+from core.jobs.runner import run_job
+from core.runs import metrics, records
+from core.training import train
+from core.workspace import Workspace
 
 FAQ = [
     ("When do you open?", "At eight in the morning."),
@@ -52,7 +54,7 @@ def learnable_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start_run(workspace: Workspace, cfg: config.RunConfig, stop_event: threading.Event | None = None):
-    folder = runs.create(workspace, cfg)
+    folder = records.create(workspace, cfg)
     return folder, run_job(folder, workspace, stop_event)
 
 
@@ -65,19 +67,19 @@ def test_loss_goes_down_and_the_run_leaves_a_complete_folder(workspace: Workspac
     folder, summary = start_run(workspace, tiny_config(learnable_model_dir, data, "train.max_steps=30",
                                                        "train.learning_rate=0.02", "train.eval_steps=10",
                                                        "train.save_steps=10"))
-    records = metrics.read_all(folder.metrics)
-    assert [r["step"] for r in records] == list(range(1, 31))
-    losses = [r["loss"] for r in records]
+    logged = metrics.read_all(folder.metrics)
+    assert [r["step"] for r in logged] == list(range(1, 31))
+    losses = [r["loss"] for r in logged]
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
-    evals = [r["eval_loss"] for r in records if "eval_loss" in r]
+    evals = [r["eval_loss"] for r in logged if "eval_loss" in r]
     assert len(evals) == 3 and evals[-1] < evals[0]
-    assert {"epoch", "lr", "grad_norm", "tokens_per_s", "elapsed_s", "memory_mb"} <= records[0].keys()
+    assert {"epoch", "lr", "grad_norm", "tokens_per_s", "elapsed_s", "memory_mb"} <= logged[0].keys()
 
     for key in ("final_loss", "best_eval_loss", "tokens_trained", "wall_s", "tokens_per_s", "peak_memory_mb"):
         assert summary[key] and summary[key] > 0, key
     assert summary == json.loads(folder.summary.read_text())
     assert summary["best_eval_loss"] == min(evals) and summary["adapter_step"] == summary["best_step"]
-    status = runs.read_status(folder)
+    status = records.read_status(folder)
     assert status.state == "finished" and status.step == 30 and status.total_steps == 30
     log = folder.log.read_text()
     assert log.index("Trainable parameters:") < log.index("step 1/30")
@@ -101,7 +103,7 @@ def test_loss_goes_down_and_the_run_leaves_a_complete_folder(workspace: Workspac
 def test_stop_between_steps_still_saves_the_adapter(workspace: Workspace, tiny_model_dir: Path, tmp_path: Path):
     data = write_rows(tmp_path / "faq.jsonl", repeat=5)
     stop = threading.Event()
-    folder = runs.create(workspace, tiny_config(tiny_model_dir, data, "train.max_steps=50"))
+    folder = records.create(workspace, tiny_config(tiny_model_dir, data, "train.max_steps=50"))
     real_step = train.train_step
 
     def step_then_stop(*args, **kwargs):
@@ -114,14 +116,14 @@ def test_stop_between_steps_still_saves_the_adapter(workspace: Workspace, tiny_m
         summary = run_job(folder, workspace, stop)
     assert summary["state"] == "stopped" and summary["steps"] == 1
     assert (folder.adapter / "adapter_model.safetensors").is_file()
-    status = runs.read_status(folder)
+    status = records.read_status(folder)
     assert status.state == "stopped" and status.resumable and status.last_checkpoint_step == 1
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(workspace: Workspace, tiny_model_dir: Path,
                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     data = write_rows(tmp_path / "faq.jsonl", repeat=5)
-    folder = runs.create(workspace, tiny_config(tiny_model_dir, data, "train.max_steps=10"))
+    folder = records.create(workspace, tiny_config(tiny_model_dir, data, "train.max_steps=10"))
     real_step, steps = train.train_step, {"n": 0}
 
     def nan_at_step_6(*args, **kwargs):
@@ -133,7 +135,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(workspace: Wo
     with pytest.raises(StudioError) as caught:
         run_job(folder, workspace)
     assert caught.value.kind == "NaN" and "step 6" in str(caught.value)
-    status = runs.read_status(folder)
+    status = records.read_status(folder)
     assert status.state == "failed" and status.error["kind"] == "NaN" and status.error["fix"]
     assert status.resumable and status.last_checkpoint_step == 4
     assert [r["step"] for r in metrics.read_all(folder.metrics)] == [1, 2, 3, 4, 5]

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import yaml
-
-from conftest import REPO
-from core import metrics
+from support import REPO
 from test_train import write_rows
 
-CLI = [sys.executable, "-m", "core.cli"]
+from core.runs import metrics
+
+CLI = [sys.executable, "-m", "cli"]
 
 
 def write_config(tmp_path: Path, tiny_model_dir: Path, **train: object) -> Path:
@@ -55,7 +55,7 @@ def test_two_processes_train_in_step_and_only_rank_0_writes(tmp_path: Path, tiny
     config = write_config(tmp_path, tiny_model_dir, precision="fp32")
     accelerate = Path(sys.executable).with_name("accelerate")
     done = run(str(accelerate), "launch", "--config_file", str(REPO / "assets" / "accelerate" / "cpu-2-processes.yaml"),
-               "-m", "core.cli", "train", str(config), "--workspace", str(tmp_path / "ws"))
+               "-m", "cli", "train", str(config), "--workspace", str(tmp_path / "ws"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     folders = list((tmp_path / "ws" / "runs").iterdir())
     assert len(folders) == 1 and done.stdout.strip().splitlines()[-1] == str(folders[0])

@@ -4,15 +4,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
-
-from core import packing, trainset
-from core.errors import DataError
-from core.templates import IGNORE_INDEX
-from core.train import StepPlan, fresh_accelerator, token_losses, train_step
-from core.workspace import Workspace
 from test_train import FAQ, tiny_config, write_rows
 from tiny import build_tokenizer
+from transformers import AutoModelForCausalLM
+
+from core.errors import DataError
+from core.models.templates import IGNORE_INDEX
+from core.training import packing, trainset
+from core.training.steps import StepPlan
+from core.training.train import fresh_accelerator, token_losses, train_step
+from core.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from core import data, db
+from core import db
+from core.data import store
 from core.errors import WorkspaceError
 from core.workspace import Workspace, atomic_write_json, resolve_root, safe_id
 
@@ -75,18 +76,18 @@ def test_database_is_wal_and_migrations_are_idempotent(workspace: Workspace):
 
 def test_demo_dataset_is_stored_byte_for_byte_and_survives_a_restart(tmp_path: Path):
     first = Workspace.open(tmp_path / "ws")
-    data.ensure_demo_dataset(first)
-    folder = first.dataset_dir(data.DEMO_DATASET_ID)
-    assert (folder / "raw.jsonl").read_bytes() == data.DEMO_DATASET_FILE.read_bytes()
+    store.ensure_demo_dataset(first)
+    folder = first.dataset_dir(store.DEMO_DATASET_ID)
+    assert (folder / "raw.jsonl").read_bytes() == store.DEMO_DATASET_FILE.read_bytes()
     report = json.loads((folder / "v1" / "report.json").read_text())
     assert report["kept"] + report["rejected"] == report["rows_read"] > 250
     kept = [json.loads(line) for line in (folder / "v1" / "data.jsonl").read_text().splitlines()]
     assert all(row["messages"][-1]["role"] == "assistant" for row in kept)
 
     reopened = Workspace.open(tmp_path / "ws")   # a restart: same folder, new objects
-    data.ensure_demo_dataset(reopened)           # idempotent
-    listed = data.list_datasets(reopened)
-    assert [(d.id, d.rows) for d in listed] == [(data.DEMO_DATASET_ID, report["kept"])]
+    store.ensure_demo_dataset(reopened)           # idempotent
+    listed = store.list_datasets(reopened)
+    assert [(d.id, d.rows) for d in listed] == [(store.DEMO_DATASET_ID, report["kept"])]
 
 
 def test_unwritable_workspace_gets_a_clear_message(tmp_path: Path):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import gradio as gr
 
-from core import modeling
 from core.config import GenerationSection
+from core.models import modeling
 from studio.context import StudioContext
 from studio.errors import friendly
 
@@ -24,7 +25,8 @@ def _text(content: Any) -> str:
 def build(ctx: StudioContext) -> None:
     defaults = GenerationSection()
     with gr.Row():
-        model = gr.Dropdown(modeling.local_models(ctx.workspace), value=modeling.DEFAULT_MODEL, label="Model", elem_id="chat-model", scale=3)
+        model = gr.Dropdown(modeling.local_models(ctx.workspace), value=modeling.DEFAULT_MODEL, label="Model",
+                            elem_id="chat-model", scale=3)
         clear = gr.Button("New conversation", elem_id="chat-clear", scale=1)
     history = gr.Chatbot(elem_id="chat-history", label="Conversation", height=420, buttons=["copy"],
                          placeholder="Ask the model anything. Replies appear word by word.")

@@ -12,9 +12,12 @@ from typing import Any
 
 import gradio as gr
 
-from core import data, estimate, modeling, presets, preflight, trainset
 from core.config import DataSection, ModelSection, to_yaml
+from core.data import store
 from core.errors import ConfigError
+from core.models import modeling
+from core.planning import estimate, preflight, presets
+from core.training import trainset
 from core.workspace import Workspace
 from studio.context import StudioContext
 from studio.errors import friendly
@@ -34,9 +37,9 @@ def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
 def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
     """Every version of every dataset, newest first, as (label, data file relative to the workspace)."""
     choices = []
-    for dataset in data.list_datasets(workspace):
-        for version in reversed(data.versions(workspace, dataset.id)):
-            data_file = workspace.dataset_version_dir(dataset.id, version.version) / data.DATA_FILE
+    for dataset in store.list_datasets(workspace):
+        for version in reversed(store.versions(workspace, dataset.id)):
+            data_file = workspace.dataset_version_dir(dataset.id, version.version) / store.DATA_FILE
             choices.append((f"{dataset.name} · v{version.version} ({version.kind}) · {version.rows} conversations",
                             str(data_file.relative_to(workspace.root))))
     return choices
@@ -44,7 +47,7 @@ def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
 
 def validation_file_of(train_path: str, workspace: Workspace) -> str:
     """The validation rows that a split dataset version keeps beside its training rows, or "" for none."""
-    candidate = str(Path(train_path or ".").with_name(data.VALIDATION_FILE))
+    candidate = str(Path(train_path or ".").with_name(store.VALIDATION_FILE))
     return candidate if trainset.resolve_path(candidate, workspace).is_file() else ""
 
 

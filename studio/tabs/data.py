@@ -1,6 +1,6 @@
 """Data tab: upload a file, see what is wrong with it line by line, clean it into a new version (resolving
 contradictions), browse samples, token lengths and the chat template's loss mask, bring rejects back,
-split and mix. Every handler turns widget values into one core.data call and its result into updates.
+split and mix. Every handler turns widget values into one core.data.store call and its result into updates.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import cleaning, data, formats, modeling, splits, templates
+from core.data import cleaning, formats, splits, store
+from core.data.lengths import DEFAULT_MAX_TOKENS, LossPreview
 from core.errors import DataError
-from core.lengths import DEFAULT_MAX_TOKENS, LossPreview
+from core.models import modeling, templates
 from studio.context import StudioContext
 from studio.errors import friendly
 
@@ -65,12 +66,12 @@ def _flags(row: dict[str, Any]) -> str:
 
 def datasets_table(ctx: StudioContext) -> pd.DataFrame:
     rows = [(d.name, d.id, f"v{d.latest_version}", d.rows, d.source_file, d.created)
-            for d in data.list_datasets(ctx.workspace)]
+            for d in store.list_datasets(ctx.workspace)]
     return pd.DataFrame(rows, columns=DATASET_COLUMNS)
 
 
 def dataset_choices(ctx: StudioContext) -> list[tuple[str, str]]:
-    return [(f"{d.name} ({d.id})", d.id) for d in data.list_datasets(ctx.workspace)]
+    return [(f"{d.name} ({d.id})", d.id) for d in store.list_datasets(ctx.workspace)]
 
 
 def version_choices(ctx: StudioContext, dataset_id: str | None) -> list[tuple[str, str]]:
@@ -79,11 +80,11 @@ def version_choices(ctx: StudioContext, dataset_id: str | None) -> list[tuple[st
     if not dataset_id:
         return []
     return [(f"v{v.version} · {v.kind} · {v.rows + v.validation_rows} rows", f"{dataset_id}/v{v.version}")
-            for v in reversed(data.versions(ctx.workspace, dataset_id))]
+            for v in reversed(store.versions(ctx.workspace, dataset_id))]
 
 
 def version_markdown(ctx: StudioContext, dataset_id: str, version: int) -> str:
-    report = data.read_report(ctx.workspace, dataset_id, version)
+    report = store.read_report(ctx.workspace, dataset_id, version)
     folder = ctx.workspace.dataset_version_dir(dataset_id, version).relative_to(ctx.workspace.root)
     made = {"upload": f"uploaded from `{report.get('source_file', '?')}`",
             "clean": f"cleaned from v{report['parent']}", "restore": f"v{report['parent']} plus restored rows",
@@ -92,10 +93,10 @@ def version_markdown(ctx: StudioContext, dataset_id: str, version: int) -> str:
     lines = [f"**v{version}** — {made.get(report['kind'], report['kind'])} · {report['kept']} rows · "
              f"{report['rejected']} set aside by this step, {report['rejects_total']} rejects in all · "
              f"sha256 `{report['sha256'][:12]}` · {report['created']}",
-             f"Train on `{folder / data.DATA_FILE}`"]
+             f"Train on `{folder / store.DATA_FILE}`"]
     if "split" in report:
         split = report["split"]
-        lines.append(f"Validate on `{folder / data.VALIDATION_FILE}` — {split['train']} train / "
+        lines.append(f"Validate on `{folder / store.VALIDATION_FILE}` — {split['train']} train / "
                      f"{split['validation']} validation, {split['kept_together']} rows kept with their "
                      f"near-duplicates, **{split['leaks']} leaks**")
     return "\n\n".join(lines)
@@ -385,7 +386,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         if not selected:
             return "", lengths_figure(None), 1, 1
         dataset_id, number = _selected(selected)
-        report = data.read_report(workspace, dataset_id, number)
+        report = store.read_report(workspace, dataset_id, number)
         return version_markdown(ctx, dataset_id, number), lengths_figure(report), 1, 1
 
     @friendly
@@ -408,16 +409,16 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         return import_rows(file_path, display_name, formats.CsvMapping(prompt_column, response_column, system_column or None))
 
     def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
-        created = data.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
-        message = upload_markdown(data.read_report(workspace, created.dataset_id, 1),
-                                  data.read_rejects(workspace, created.dataset_id, 1))
+        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
+        message = upload_markdown(store.read_report(workspace, created.dataset_id, 1),
+                                  store.read_rejects(workspace, created.dataset_id, 1))
         return (*show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
 
     @friendly
     def check_version(selected, *settings_values):
         dataset_id, number = _selected(selected)
         cleaning_options, model_name = options(*settings_values)
-        report = data.check_version(workspace, dataset_id, number, cleaning_options, model=model_name)
+        report = store.check_version(workspace, dataset_id, number, cleaning_options, model=model_name)
         report["selected"] = selected   # the choices made on this check belong to this version only
         groups = report["contradiction_groups"]
         first = groups[0] if groups else None
@@ -453,8 +454,8 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
             raise DataError(f"The contradiction choices were made on {(checked or {}).get('selected')}, not {selected}.",
                             "Press 'Check this version' and resolve its groups again.")
         cleaning_options, model_name = options(*settings_values, chosen=chosen)
-        created = data.clean_version(workspace, dataset_id, number, cleaning_options, model=model_name)
-        report = data.read_report(workspace, dataset_id, created.version)
+        created = store.clean_version(workspace, dataset_id, number, cleaning_options, model=model_name)
+        report = store.read_report(workspace, dataset_id, created.version)
         return (*show_version(dataset_id, created.version),
                 f"✓ Saved **v{created.version}**: {report['kept']:,} rows kept, {report['rejected']:,} set aside "
                 "(browse them in Rejects; any of them can be restored).")
@@ -463,14 +464,14 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     def sample_rows(selected, page, text):
         if not selected:
             return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
-        shown, number, info = page_of(matching(data.read_rows(workspace, *_selected(selected)), text), page)
+        shown, number, info = page_of(matching(store.read_rows(workspace, *_selected(selected)), text), page)
         return rows_table(shown), number, info
 
     @friendly
     def reject_rows(selected, reason_value, page):
         if not selected:
             return pd.DataFrame(columns=REJECT_COLUMNS), 1, ""
-        rows = data.read_rejects(workspace, *_selected(selected))
+        rows = store.read_rejects(workspace, *_selected(selected))
         shown, number, info = page_of([row for row in rows if not reason_value or reason_value in row["reasons"]], page)
         return rejects_table(shown), number, info
 
@@ -483,16 +484,16 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     @friendly
     def restore_rows(selected, lines_text):
         dataset_id, number = _selected(selected)
-        created = data.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
-        restored = data.read_report(workspace, dataset_id, created.version)["restored"]
+        created = store.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
+        restored = store.read_report(workspace, dataset_id, created.version)["restored"]
         return (*show_version(dataset_id, created.version),
                 f"✓ Restored {restored} row(s) into **v{created.version}**; later cleaning leaves them alone.", "")
 
     @friendly
     def split_rows(selected, share, seed_value):
         dataset_id, number = _selected(selected)
-        created = data.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
-        figures = data.read_report(workspace, dataset_id, created.version)["split"]
+        created = store.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
+        figures = store.read_report(workspace, dataset_id, created.version)["split"]
         return (*show_version(dataset_id, created.version),
                 f"✓ **v{created.version}**: {figures['train']:,} training and {figures['validation']:,} validation rows; "
                 f"leakage check: {figures['leaks']} validation prompts near-duplicate a training prompt.")
@@ -501,17 +502,17 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     def mix_rows(selected, other_selected, ratio_text, seed_value):
         dataset_id, number = _selected(selected)
         other_id, other_number = _selected(other_selected)
-        created = data.mix_versions(workspace, dataset_id, number, other_id, other_number,
+        created = store.mix_versions(workspace, dataset_id, number, other_id, other_number,
                                     splits.parse_ratio(ratio_text), int(seed_value or 0))
-        figures = data.read_report(workspace, dataset_id, created.version)["mix"]
+        figures = store.read_report(workspace, dataset_id, created.version)["mix"]
         return (*show_version(dataset_id, created.version),
                 f"✓ **v{created.version}**: {figures['base_rows']:,} rows of this version + {figures['other_rows']:,} "
                 f"from {other_id} v{other_number} ({figures['other_available']:,} available).")
 
     @friendly
     def template_preview(selected, page, text, model_name, template_name):
-        shown = page_of(matching(data.read_rows(workspace, *_selected(selected)), text), page)[0][:3]
-        counter = data.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
+        shown = page_of(matching(store.read_rows(workspace, *_selected(selected)), text), page)[0][:3]
+        counter = store.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
         return preview_html([(row["source_line"], counter.preview(row["messages"])) for row in shown])
 
     # ------------------------------------------------------------ events

@@ -15,10 +15,11 @@ import gradio as gr
 import pandas as pd
 
 from core import config as run_config
-from core import history, metrics, monitor, preflight
 from core.errors import ConfigError
-from core.preflight import format_duration
-from core.runs import RunStatus
+from core.planning import preflight
+from core.planning.preflight import format_duration
+from core.runs import history, metrics, monitor
+from core.runs.records import RunStatus
 from studio import plots
 from studio.context import StudioContext
 from studio.errors import friendly
@@ -193,7 +194,8 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     def ask_delete(run_id: str | None) -> tuple:
         if not run_id:
             raise ConfigError("No run chosen.", "Pick a run from the list first.")
-        return gr.Row(visible=True), f"Delete run **{run_id}** with its adapter, checkpoints and metrics? Other runs are not touched."
+        return (gr.Row(visible=True),
+                f"Delete run **{run_id}** with its adapter, checkpoints and metrics? Other runs are not touched.")
 
     @friendly
     def delete_chosen(run_id: str | None) -> tuple:

@@ -2,7 +2,7 @@
 
 from gradio_client import Client
 
-from core import data
+from core.data import store
 
 
 def test_status_datasets_and_chat_over_the_api(studio):
@@ -13,7 +13,7 @@ def test_status_datasets_and_chat_over_the_api(studio):
     assert (studio.workspace / "studio.db").is_file()            # --workspace created and used
 
     table = client.predict(api_name="/list_datasets")
-    assert data.DEMO_DATASET_ID in str(table)
+    assert store.DEMO_DATASET_ID in str(table)
 
     message, history = client.predict("Say hello.", [], "default", "", 0, 24, api_name="/chat")
     assert message == ""

@@ -1,12 +1,10 @@
 """A real Chromium (Debian's, driven by Playwright) against the real app and the real default model.
-Screenshots land in docs/screenshots/ and are the README's pictures."""
+Its screenshot (build/screenshots/chat.png) becomes the README picture with `make screenshots`."""
 
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
-
-from browser_page import SCREENSHOTS, page  # noqa: F401 - `page` is the shared browser fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -16,8 +14,7 @@ def bot_text(page: Page) -> str:
     return bubbles.last.inner_text() if bubbles.count() else ""
 
 
-def test_chat_streams_a_reply_from_the_default_model(page: Page):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_chat_streams_a_reply_from_the_default_model(page: Page, screenshot):
     page.get_by_role("tab", name="Data").wait_for()
     expect(page.locator("#datasets-table")).to_contain_text("demo-clinic-faq", timeout=20_000)
 
@@ -42,4 +39,4 @@ def test_chat_streams_a_reply_from_the_default_model(page: Page):
     assert len(final) > 20, f"no reply: {seen}"
     assert len(seen) >= 3, f"the reply did not stream: {seen}"
     assert all(final.startswith(partial[: len(partial) // 2]) for partial in seen)
-    page.screenshot(path=SCREENSHOTS / "chat.png")
+    screenshot(page, "chat")

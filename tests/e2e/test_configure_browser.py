@@ -8,8 +8,6 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_page import SCREENSHOTS, page  # noqa: F401 - the shared browser fixture
-
 pytestmark = pytest.mark.e2e
 STUDIO_TINY_MODEL = "tiny-llama"   # the `studio` fixture registers a tiny model under this name
 STEPS = 120                        # long enough to reload and stop mid-run, short enough to finish soon
@@ -35,7 +33,7 @@ def choose_demo_data_and_quick_preset(page: Page) -> None:
     expect(page.locator("#config-yaml")).to_contain_text("max_steps: 30", timeout=20_000)
 
 
-def test_configure_shows_the_preflight_estimate_for_the_quick_demo(page: Page):
+def test_configure_shows_the_preflight_estimate_for_the_quick_demo(page: Page, screenshot):
     choose_demo_data_and_quick_preset(page)
     panel = page.locator("#preflight-panel")
     # Quick demo: r=8 on q_proj (576→576) and v_proj (576→192) in 30 layers = 8·(1152 + 768)·30.
@@ -44,7 +42,7 @@ def test_configure_shows_the_preflight_estimate_for_the_quick_demo(page: Page):
     expect(panel).to_contain_text("30 steps over 314 conversations")
     expect(page.locator("#config-command")).to_contain_text("lora-studio train run.yaml")
     expect(page.locator("#config-checks")).to_contain_text("No problems found")
-    page.screenshot(path=SCREENSHOTS / "configure.png")
+    screenshot(page, "configure")
 
     # An invalid combination is explained next to the form, and goes away when fixed.
     checks = page.locator("#config-checks")
@@ -54,7 +52,7 @@ def test_configure_shows_the_preflight_estimate_for_the_quick_demo(page: Page):
     expect(checks).to_contain_text("No problems found", timeout=20_000)
 
 
-def test_train_follows_a_run_through_reload_stop_resume_and_history(page: Page):
+def test_train_follows_a_run_through_reload_stop_resume_and_history(page: Page, screenshot):
     choose_demo_data_and_quick_preset(page)
     pick(page, "cfg-model-name", STUDIO_TINY_MODEL)
     set_number(page, "cfg-train-max-steps", STEPS)
@@ -89,7 +87,7 @@ def test_train_follows_a_run_through_reload_stop_resume_and_history(page: Page):
     expect(banner).to_contain_text("Finished", timeout=3 * SLOW)
     expect(page.locator("#train-progress")).to_contain_text(f"Step {STEPS} of {STEPS}")
     expect(page.locator("#train-log textarea")).to_have_value(re.compile("Finished after"))
-    page.screenshot(path=SCREENSHOTS / "train.png")
+    screenshot(page, "train")
 
     table = page.locator("#runs-table")
     expect(table).to_contain_text(run_id)

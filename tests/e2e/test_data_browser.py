@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_page import SCREENSHOTS, page  # noqa: F401 - `page` is the shared browser fixture
-from core.data import DEMO_DATASET_FILE
+from core.data.store import DEMO_DATASET_FILE
 
 pytestmark = pytest.mark.e2e
 SLOW = 60_000
@@ -22,7 +21,7 @@ def upload(page: Page, path: Path) -> None:
     page.locator("#ds-upload input[type=file]").set_input_files(str(path))
 
 
-def test_upload_clean_resolve_and_save_a_version(page: Page, studio, tmp_path: Path):
+def test_upload_clean_resolve_and_save_a_version(page: Page, screenshot, studio, tmp_path: Path):
     messy = tmp_path / "messy clinic.jsonl"
     messy.write_bytes(DEMO_DATASET_FILE.read_bytes() + b'{"prompt": 42, "response": "x"}\nnot json at all\n')
     upload(page, messy)
@@ -45,8 +44,7 @@ def test_upload_clean_resolve_and_save_a_version(page: Page, studio, tmp_path: P
     expect(page.locator("#ds-group-view")).to_contain_text("Line 116")
     page.locator("#ds-group-choice").get_by_label("Drop all").check()
     expect(page.locator("#ds-groups-summary")).to_contain_text("c50 (lines 50, 116): drop all")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "data.png", full_page=True)
+    screenshot(page, "data", full_page=True)
 
     page.get_by_role("button", name="Save cleaned version").click()
     expect(page.locator("#ds-save-report")).to_contain_text("Saved v2", timeout=SLOW)

@@ -1,0 +1,218 @@
+"""`lora-studio`: the command line. Each subcommand calls the same core functions as the UI.
+
+Errors a user can cause print one line (`error: …`) and exit 2 for bad input, 1 for other failures;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Offline by default: these must be set before gradio or huggingface_hub are imported anywhere.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from core import config as run_config  # noqa: E402
+from core.errors import ConfigError, DataError, StudioError  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
+
+EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors also exit 2, in one line
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_config_inputs(parser: argparse.ArgumentParser, file_required: bool) -> None:
+    parser.add_argument("config_file", nargs=None if file_required else "?", type=Path,
+                        help="a run config YAML file")
+    parser.add_argument("--preset", choices=sorted(run_config.PRESETS), help="start from a preset")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one field, e.g. --set lora.r=16 (repeatable; value read as YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    workspace_flag = _Parser(add_help=False)
+    workspace_flag.add_argument("--workspace", help="workspace folder (default ./workspace or $LORA_STUDIO_HOME)")
+
+    parser = _Parser(prog="lora-studio", description="LoRA Studio: fine-tune chat models with LoRA, no code needed.",
+                     parents=[workspace_flag])
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    ui = commands.add_parser("ui", parents=[workspace_flag], help="start the studio in the browser (default)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=7860)
+
+    commands.add_parser("prepare", parents=[workspace_flag],
+                        help="convert the default model and load the demo dataset (done once)")
+    commands.add_parser("doctor", parents=[workspace_flag], help="report versions, hardware and workspace state")
+
+    show = commands.add_parser("config", help="print a complete, validated run config as YAML")
+    _add_config_inputs(show, file_required=False)
+
+    train = commands.add_parser("train", parents=[workspace_flag],
+                                help="train a LoRA adapter, printing progress; the run folder is the last line")
+    _add_config_inputs(train, file_required=False)
+    train.add_argument("--resume", metavar="RUN_ID",
+                       help="continue a stopped, failed or interrupted run from its last checkpoint")
+
+    estimate = commands.add_parser("estimate", parents=[workspace_flag],
+                                   help="pre-flight figures (parameters, adapter size, memory, time) without loading weights")
+    _add_config_inputs(estimate, file_required=False)
+    estimate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+    data_command = commands.add_parser("data", help="check or clean a dataset file (.jsonl, .json or .csv)")
+    data_actions = data_command.add_subparsers(dest="data_action", required=True, parser_class=_Parser)
+    for action, action_help in (("check", "validate a file and report what cleaning would do; writes nothing"),
+                                ("clean", "clean a file into --out DIR: data.jsonl, rejects.jsonl, report.json")):
+        step = data_actions.add_parser(action, parents=[workspace_flag], help=action_help)
+        step.add_argument("file", type=Path, help="the dataset file")
+        if action == "clean":
+            step.add_argument("--out", type=Path, required=True, help="folder for data.jsonl, rejects.jsonl, report.json")
+        step.add_argument("--json", action="store_true", help="print the report as one JSON object")
+        step.add_argument("--max-tokens", type=int, default=2048, help="longest conversation in tokens (default 2048)")
+        step.add_argument("--model", default="default", help="model whose tokenizer and chat template count tokens")
+        step.add_argument("--contradictions", default="keep-all", metavar="keep-all|keep-first|drop-all",
+                          help="what to do with each group of contradicting rows (default keep-all: flagged, kept)")
+        step.add_argument("--near-threshold", type=float, default=0.6, help="near-duplicate similarity, 0-1 (default 0.6)")
+        step.add_argument("--skip", action="append", default=[], metavar="STEP",
+                          help="switch a step off (repeatable): low_quality, too_long, duplicates, near_duplicates, "
+                               "contradictions, pii")
+        step.add_argument("--mask-pii", action="store_true", help="replace e-mails, phone and ID numbers by placeholders")
+        for role in ("prompt", "response", "system"):
+            step.add_argument(f"--{role}-column", help=f"CSV column holding the {role}")
+    return parser
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace.open(args.workspace)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    config = run_config.build(args.config_file, args.preset, args.overrides)
+    sys.stdout.write(run_config.to_yaml(config))
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    import json
+
+    from core.planning import estimate, preflight
+
+    config = run_config.build(args.config_file, args.preset, args.overrides)
+    figures = estimate.estimate(config, _workspace(args))
+    findings = preflight.findings(config, figures)
+    if args.json:
+        print(json.dumps({**figures.to_json(), "findings": [vars(f) for f in findings]}, ensure_ascii=False, indent=2))
+        return 0
+    rows = preflight.summary_rows(figures)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    for finding in findings:
+        print(f"{finding.level}: {finding.field}: {finding.message}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    import json
+
+    from core.data import cleaning, formats, store
+    from core.models import modeling
+
+    options = cleaning.CleanOptions(
+        steps=tuple(step for step in cleaning.STEPS if step not in args.skip), max_tokens=args.max_tokens,
+        near_duplicate_threshold=args.near_threshold, contradictions=args.contradictions, mask_pii=args.mask_pii)
+    unknown = sorted(set(args.skip) - set(cleaning.STEPS))
+    if unknown:
+        raise DataError(f"Unknown step(s) for --skip: {', '.join(unknown)}.", f"Use: {', '.join(cleaning.STEPS)}.")
+    mapping = None
+    if args.prompt_column or args.response_column:
+        mapping = formats.CsvMapping(args.prompt_column or "prompt", args.response_column or "response", args.system_column)
+    parsed = store.read_file(args.file, mapping)   # a file that cannot be read fails before any model loads
+    counter = None
+    if "too_long" in options.steps:
+        workspace = _workspace(args)
+        if args.model == modeling.DEFAULT_MODEL and not modeling.default_model_ready(workspace):
+            print("Converting the built-in default model (once, about 30 s)…", file=sys.stderr, flush=True)
+        counter = store.token_counter(workspace, args.model)
+    if args.data_action == "clean":
+        checked = store.clean_file(args.file, parsed, args.out, options, counter)
+    else:
+        checked = store.check_file(args.file, parsed, options, counter)
+    if args.json:
+        print(json.dumps({**checked.report, "rejected_rows": checked.rejected_rows()}, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(store.summary_lines(checked)))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from core import doctor
+
+    rows = doctor.report(_workspace(args))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from core.data import store
+    from core.models import modeling
+
+    workspace = _workspace(args)
+    store.ensure_demo_dataset(workspace)
+    if not modeling.default_model_ready(workspace):
+        print("Converting the built-in default model (once, about 30 s)…", flush=True)
+    print(f"Default model ready at {modeling.ensure_default_model(workspace)}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    from core.jobs import runner
+
+    transformers_logging.disable_progress_bar()  # our progress lines are the output
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    config = None if args.resume else run_config.build(args.config_file, args.preset, args.overrides)
+    folder = runner.run_in_foreground(_workspace(args), config, args.resume, echo=lambda line: print(line, flush=True))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(folder.root)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from studio.app import launch
+
+    launch(_workspace(args), host=args.host, port=args.port)
+    return 0
+
+
+COMMANDS = {"config": cmd_config, "data": cmd_data, "doctor": cmd_doctor, "estimate": cmd_estimate, "prepare": cmd_prepare,
+            "train": cmd_train, "ui": cmd_ui}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:  # plain `lora-studio` starts the UI
+        args = build_parser().parse_args(["ui", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StudioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+

@@ -1,0 +1,95 @@
+"""Train/validation splits without leakage, and mixing two datasets at a ratio.
+
+A split that puts one of two near-identical prompts in training and the other in validation measures
+memory, not learning. So rows whose prompts are near-duplicates (MinHash, core.data.similarity) are kept
+together on one side, and the finished split is checked: no validation prompt may be a near-duplicate
+of a training prompt.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.data import formats, similarity
+from core.errors import DataError
+
+Row = dict[str, Any]
+_RATIO = re.compile(r"^\s*(\d+)\s*[:/]\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[Row]
+    validation: list[Row]
+    kept_together: int   # rows that went to one side with a near-duplicate prompt
+    leaks: int           # validation prompts that are near-duplicates of a training prompt (0 when sound)
+
+    def report(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation),
+                "kept_together": self.kept_together, "leaks": self.leaks}
+
+
+def _prompt_signatures(rows: Sequence[Row]) -> np.ndarray:
+    prompts = [similarity.comparable(formats.text_of(row["messages"], "user")) for row in rows]
+    return similarity.signatures(prompts, similarity.common_shingles(prompts))
+
+
+def leaks(train: Sequence[Row], validation: Sequence[Row], threshold: float) -> int:
+    """How many validation rows have a prompt at least `threshold` similar to a training prompt."""
+    pairs = similarity.similar_pairs(_prompt_signatures([*train, *validation]), threshold)
+    in_validation = pairs >= len(train)
+    crossing = in_validation[:, 0] != in_validation[:, 1]
+    return len(np.unique(pairs[crossing].max(axis=1)))
+
+
+def split(rows: Sequence[Row], validation_ratio: float, seed: int = 0, threshold: float = 0.6) -> Split:
+    """About `validation_ratio` of the rows for validation, picked at random (repeatable with `seed`),
+    near-duplicate prompts kept on one side; both parts keep the rows' order."""
+    if not 0 < validation_ratio < 1:
+        raise DataError(f"The validation share must be between 0 and 1, not {validation_ratio}.", "Try 0.1 (10%).")
+    target = round(len(rows) * validation_ratio)
+    if target < 1 or target >= len(rows):
+        raise DataError(f"{len(rows)} rows cannot be split {1 - validation_ratio:.0%}/{validation_ratio:.0%}: "
+                        "one side would be empty.", "Add rows or change the validation share.")
+    linked = similarity.groups(len(rows), similarity.similar_pairs(_prompt_signatures(rows), threshold))
+    grouped = {member for group in linked for member in group}
+    units = linked + [[index] for index in range(len(rows)) if index not in grouped]
+    random.Random(seed).shuffle(units)
+    chosen: set[int] = set()
+    for unit in units:
+        if len(chosen) + len(unit) <= target:
+            chosen.update(unit)
+        if len(chosen) == target:
+            break
+    if not chosen:
+        raise DataError(f"No validation rows can be picked: the prompts form groups of near-duplicates too large for "
+                        f"{validation_ratio:.0%} of {len(rows)} rows.", "Raise the validation share or remove duplicates first.")
+    train = [row for index, row in enumerate(rows) if index not in chosen]
+    validation = [row for index, row in enumerate(rows) if index in chosen]
+    return Split(train, validation, len(grouped), leaks(train, validation, threshold))
+
+
+def parse_ratio(text: str) -> tuple[int, int]:
+    """'8:2' → (8, 2)."""
+    found = _RATIO.match(text or "")
+    if not found or not all(int(part) > 0 for part in found.groups()):
+        raise DataError(f"'{text}' is not a mixing ratio.", "Write two whole numbers above 0, like 8:2.")
+    return int(found.group(1)), int(found.group(2))
+
+
+def mix(base: Sequence[Row], other: Sequence[Row], ratio: tuple[int, int], rng: random.Random) -> tuple[list[Row], int]:
+    """Every base row plus enough rows of `other` to make up ratio[1] parts to the base's ratio[0]:
+    sampled without repeats while there are enough, repeated (each as evenly as possible) when not.
+    Returns (mixed rows, other rows taken)."""
+    if not base or not other:
+        raise DataError("Both datasets must have rows to mix.", "Pick versions that hold conversations.")
+    wanted = round(len(base) * ratio[1] / ratio[0])
+    rounds, rest = divmod(wanted, len(other))
+    taken = list(other) * rounds + rng.sample(list(other), rest)
+    return [*base, *taken], len(taken)

@@ -1,0 +1,153 @@
+"""Before a run starts: the estimate plus the reasons a config will not work or is unwise, in words.
+
+Field checks (ranges, choices) are the config's own; these are the checks that need the model, the
+data or the machine: QLoRA without CUDA, a max length above the model's context, memory, a learning
+rate outside what LoRA usually needs. The UI shows each finding next to its field; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from core.config import RunConfig
+from core.errors import ConfigError, ModelLoadError, StudioError
+from core.models import modeling
+from core.planning import estimate
+from core.workspace import Workspace
+
+# LoRA learns nothing visible below this and usually diverges above it (peft and QLoRA recipes use 1e-5…5e-4).
+SANE_LEARNING_RATES = (1e-6, 1e-3)
+PRECISION_LABELS: dict[estimate.Precision, str] = {
+    "lora_32bit": "32-bit LoRA", "lora_16bit": "16-bit LoRA", "qlora_8bit": "8-bit QLoRA", "qlora_4bit": "4-bit QLoRA"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Literal["error", "warning"]
+    field: str        # the dotted config field it is about
+    message: str      # the problem and what to do
+
+
+@dataclass(frozen=True)
+class Preflight:
+    estimate: estimate.Estimate | None   # None when the model cannot be described
+    findings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return not any(finding.level == "error" for finding in self.findings)
+
+
+def check(config: RunConfig, workspace: Workspace) -> Preflight:
+    """The estimate and every finding; never raises for a problem the user can fix."""
+    try:
+        figures = estimate.estimate(config, workspace)
+    except (ModelLoadError, ConfigError) as error:
+        # An unknown model, or target modules the model does not have: the two things the estimate rejects.
+        field = "model.name" if isinstance(error, ModelLoadError) else "lora.target_modules"
+        return Preflight(None, [Finding("error", field, str(error)), *_device_findings(config)])
+    return Preflight(figures, findings(config, figures))
+
+
+def ensure_ready(config: RunConfig, workspace: Workspace) -> Preflight:
+    """check(), raising ConfigError with the first error: a run never starts with a known problem
+    (warnings do not stop it)."""
+    report = check(config, workspace)
+    errors = [finding for finding in report.findings if finding.level == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"Cannot start: {errors[0].message}{more}", "Fix it in the Configure tab, then start again.")
+    return report
+
+
+def findings(config: RunConfig, figures: estimate.Estimate) -> list[Finding]:
+    found = _device_findings(config)
+    context = figures.anatomy.max_context
+    if context and config.train.max_seq_length > context:
+        found.append(Finding("error", "train.max_seq_length",
+                             f"Max length {config.train.max_seq_length} is above what this model can read ({context} tokens). "
+                             f"Set it to {context} or less."))
+    low, high = SANE_LEARNING_RATES
+    rate = config.train.learning_rate
+    if not low <= rate <= high:
+        effect = "the adapter will barely change" if rate < low else "the loss will likely jump around or blow up"
+        found.append(Finding("warning", "train.learning_rate",
+                             f"Learning rate {rate:g} is outside the usual LoRA range ({low:g} to {high:g}): {effect}. "
+                             "Try 1e-4 to 3e-4."))
+    if figures.time is None:
+        found.append(Finding("error", "data.train_path", figures.time_problem))
+    elif figures.time.train_samples == 0:
+        found.append(Finding("error", "data.train_path",
+                             "The training data holds no conversation. Pick another dataset version."))
+    if not config.data.validation_path and config.data.validation_ratio == 0:
+        found.append(Finding("warning", "data.validation_ratio",
+                             "No validation data: progress cannot be measured on unseen examples. Hold out 0.05 to 0.1."))
+    needed = figures.memory[figures.chosen]
+    if figures.verdict != "fits":
+        where = f"{figures.device.kind} ({format_bytes(figures.device.available_bytes)} free)"
+        tips = "lower the batch size or max length, switch on gradient checkpointing"
+        tips += ", or use 4-bit QLoRA" if figures.device.kind == "GPU" and figures.chosen != "qlora_4bit" else ""
+        tips += ", or use a GPU" if figures.device.kind == "RAM" else ""
+        # A warning, not an error: the estimate is good to about ±30%, so "tight" or "won't fit" may still run.
+        found.append(Finding("warning", "train.batch_size",
+                             f"About {format_bytes(needed.total)} needed, {figures.verdict} in {where}: {tips}."))
+    return found
+
+
+def _device_findings(config: RunConfig) -> list[Finding]:
+    """QLoRA without CUDA or bitsandbytes, fp16 without a GPU: the same rules loading and training apply."""
+    from core.system.hardware import mixed_precision
+
+    found = []
+    for field, rule in (("model.load_in_4bit", lambda: modeling.plan_device(config.model.dtype, config.model.load_in_4bit)),
+                        ("train.precision", lambda: mixed_precision(config.train.precision))):
+        try:
+            rule()
+        except StudioError as error:
+            found.append(Finding("error", field, str(error)))
+    return found
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes:02d} min" if hours < 48 else f"about {hours / 24:.1f} days"
+
+
+def format_rate(per_second: float) -> str:
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.2g}"
+
+
+def summary_rows(figures: estimate.Estimate) -> list[tuple[str, str]]:
+    """The estimate as (label, value) lines, shared by the CLI and the pre-flight panel."""
+    model = figures.anatomy
+    chosen = figures.memory[figures.chosen]
+    rows = [
+        ("Model", f"{figures.model} (architecture from {model.config_source})"),
+        ("Trainable parameters", f"{model.trainable_params:,} of {model.total_params:,} ({model.trainable_share:.2%})"),
+        ("Adapter on disk", format_bytes(model.adapter_bytes)),
+        ("Peak memory by precision", " · ".join(f"{PRECISION_LABELS[p]} {format_bytes(figures.memory[p].total)}"
+                                                for p in estimate.PUBLISHED_PRECISIONS)),
+        ("This run", f"{PRECISION_LABELS[figures.chosen]}: {format_bytes(chosen.total)} "
+                     f"(weights {format_bytes(chosen.weights)}, activations {format_bytes(chosen.activations + chosen.logits)}) "
+                     f"on {figures.device.name}, {format_bytes(figures.device.available_bytes)} free → {figures.verdict}"),
+    ]
+    if figures.time is not None:
+        timing = figures.time
+        rows.append(("Steps and time", f"{timing.steps:,} steps over {timing.train_samples:,} conversations, "
+                                       f"{format_duration(timing.seconds)} at ~{format_rate(timing.tokens_per_s)} tokens/s "
+                                       f"({timing.basis})"))
+    return rows
