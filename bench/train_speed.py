@@ -205,12 +205,12 @@ def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """The studio's engine with its defaults, then its saved adapter loaded back with peft."""
     from peft import PeftModel
 
-    from core.jobs import runner
+    from core.jobs import worker
     from core.runs import records
 
     workspace = Workspace.open(spec["workspace"])
     folder = records.create(workspace, run_config(spec))
-    summary = runner.run_job(folder, workspace)
+    summary = worker.run_job(folder, workspace)
     _, data = examples(spec)
     model = PeftModel.from_pretrained(modeling.load_model(modeling.DEFAULT_MODEL, workspace), folder.adapter)
     return {"tokens_per_s": summary["tokens_per_s"], "train_s": summary["train_s"],

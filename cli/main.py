@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="train a LoRA adapter, printing progress; the run folder is the last line")
     _add_config_inputs(train, file_required=False)
     train.add_argument("--resume", metavar="RUN_ID",
-                       help="continue a stopped, failed or interrupted run from its last checkpoint")
+                       help="continue a stopped, failed or interrupted run from its last checkpoint; --set may "
+                            "change train.learning_rate, train.max_steps, train.eval_steps, train.save_steps…")
+    train.add_argument("--processes", type=int, default=1, metavar="N",
+                       help="train on N processes (one per GPU; on a CPU they share the cores) via accelerate")
 
     estimate = commands.add_parser("estimate", parents=[workspace_flag],
                                    help="pre-flight figures (parameters, adapter size, memory, time) without loading weights")
@@ -178,13 +181,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from transformers.utils import logging as transformers_logging
 
-    from core.jobs import runner
+    from core.jobs import worker
 
     transformers_logging.disable_progress_bar()  # our progress lines are the output
     warnings.filterwarnings("ignore", category=FutureWarning)
-    config = None if args.resume else run_config.build(args.config_file, args.preset, args.overrides)
-    folder = runner.run_in_foreground(_workspace(args), config, args.resume, echo=lambda line: print(line, flush=True))
-    if int(os.environ.get("RANK", "0")) == 0:
+    if args.resume:
+        if args.config_file or args.preset:
+            raise ConfigError("--resume continues a run with its own config.",
+                              "Leave out the config file and --preset; change settings with --set.")
+        config, changes = None, dict(run_config.parse_override(item) for item in args.overrides)
+    else:
+        config, changes = run_config.build(args.config_file, args.preset, args.overrides), None
+    folder = worker.run_in_foreground(_workspace(args), config, args.resume, changes, args.processes,
+                                      echo=lambda line: print(line, flush=True))
+    if worker.is_main_process():
         print(folder.root)
     return 0
 

@@ -204,26 +204,53 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
-    """Apply one `name=value` override; the value is read as YAML ([a,b] is a list, -1 a number)."""
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """(field, value) of one `name=value` override; the value is read as YAML ([a,b] is a list, -1 a number)."""
     name, sep, raw = assignment.partition("=")
     name = name.strip()
     if not sep or not name:
         raise ConfigError(f"--set '{assignment}' is not of the form name=value.",
                           "Example: --set lora.r=16")
+    check_field(name)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return name, value
+
+
+def check_field(name: str) -> None:
+    """Raise ConfigError, with a did-you-mean hint, unless `name` is a dotted config field."""
     known = field_names()
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"Did you mean '{close[0]}'?" if close else "Run 'lora-studio config' to see every field."
         raise ConfigError(f"Unknown config field '{name}'.", hint)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+
+
+def with_value(data: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+    """`data` (a config as nested dicts) with the dotted field `name` set to `value`."""
     nested: Any = value
     for part in reversed(name.split(".")):
         nested = {part: nested}
     return _merge(data, nested)
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """Apply one `name=value` override (see parse_override)."""
+    return with_value(data, *parse_override(assignment))
+
+
+def flat_values(config: RunConfig) -> dict[str, Any]:
+    """Every field by its dotted name, e.g. {'lora.r': 16, 'train.learning_rate': 0.0002, …}."""
+    flat: dict[str, Any] = {}
+    values = config.model_dump(mode="json")
+    for name in field_names():
+        value: Any = values
+        for part in name.split("."):
+            value = value[part]
+        flat[name] = value
+    return flat
 
 
 def _describe(error: dict[str, Any]) -> str:

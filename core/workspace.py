@@ -4,11 +4,12 @@
     <root>/models/<name>/             converted default model, registered local models
     <root>/datasets/<id>/raw.<ext>    the upload exactly as received
     <root>/datasets/<id>/v<N>/        data.jsonl, rejects.jsonl, report.json
-    <root>/runs/<id>/                 config.yaml, status.json, metrics.jsonl, train.log, summary.json,
+    <root>/runs/<id>/                 config.yaml, status.json, metrics.jsonl, train.log, job.out, summary.json,
                                       checkpoints/, adapter/, evals/<eval_id>/
     <root>/exports/<id>/
     <root>/presets/<id>.yaml          run configs saved under a name in the Configure tab
     <root>/logs/
+    <root>/locks/                     device.lock (the one lock on the compute device), device.json
 
 The folders are the truth and the database indexes them. Ids are generated from user-chosen names
 by `safe_id`, so a name can never point outside the workspace.
@@ -149,6 +150,17 @@ class RunFolder:
         """Present while a stop has been asked for; the trainer checks it between steps."""
         return self.root / "STOP"
 
+    @property
+    def checkpoint_request(self) -> Path:
+        """Present while a checkpoint has been asked for (the studio is shutting down); the trainer saves
+        one after the current step, removes the file and carries on."""
+        return self.root / "CHECKPOINT"
+
+    @property
+    def job_output(self) -> Path:
+        """What the job process printed (stdout and stderr): the place to look when it crashed."""
+        return self.root / "job.out"
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -197,6 +209,11 @@ class Workspace:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def locks_dir(self) -> Path:
+        """device.lock (core.system.device_lock) and device.json, who holds it."""
+        return self.root / "locks"
+
     def model_dir(self, name: str) -> Path:
         return self.models_dir / self._checked(name)
 
@@ -223,12 +240,14 @@ class Workspace:
         return self.presets_dir / f"{self._checked(preset_id)}.yaml"
 
     def unique_id(self, parent: Path, name: str) -> str:
-        """safe_id(name), suffixed -2, -3… until no folder of that name exists under parent."""
+        """safe_id(name), suffixed -2, -3… until no folder of that name exists under parent. The base is
+        shortened to leave room for the suffix, so the result is still a valid id."""
         base = safe_id(name)
         candidate, n = base, 1
         while (parent / candidate).exists():
             n += 1
-            candidate = f"{base}-{n}"
+            suffix = f"-{n}"
+            candidate = base[:_MAX_ID_LEN - len(suffix)].rstrip(".-_") + suffix
         return candidate
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -21,6 +22,8 @@ from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MAX_UPLOAD = "512mb"
+SHUTDOWN_CHECKPOINT_WAIT_S = 8.0   # docker stop sends SIGKILL 10 s after SIGTERM
+log = logging.getLogger("lora_studio")
 
 
 def theme() -> gr.themes.Base:
@@ -74,11 +77,24 @@ def _log_to_workspace(workspace: Workspace) -> None:
     logger.setLevel(logging.INFO)
 
 
+def _checkpoint_jobs_on_sigterm(ctx: StudioContext) -> None:
+    """SIGTERM (`docker stop`, a service manager) asks the running job to save a checkpoint before the
+    studio exits; the job itself carries on where it can, and is resumable where it cannot."""
+    def on_sigterm(signum: int, frame: object) -> None:
+        run_id = ctx.jobs.request_checkpoint(SHUTDOWN_CHECKPOINT_WAIT_S)
+        if run_id:
+            log.info("Shutting down: asked run %s for a checkpoint", run_id)
+        raise KeyboardInterrupt  # Gradio's launch() closes the server on it
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860) -> None:
     _log_to_workspace(workspace)
     ctx = StudioContext.create(workspace)
     ctx.prepare_in_background()
     app = build_app(ctx)
+    _checkpoint_jobs_on_sigterm(ctx)
     app.queue(default_concurrency_limit=4)
     print(f"LoRA Studio: workspace {workspace.root}", flush=True)
     app.launch(

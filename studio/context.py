@@ -10,7 +10,7 @@ from core.data import store
 from core.jobs.runner import JobManager
 from core.models import modeling
 from core.models.chat import ChatEngine
-from core.system.device_lock import DeviceLease
+from core.system.device_lock import DeviceLock
 from core.workspace import Workspace
 
 log = logging.getLogger("lora_studio")
@@ -19,15 +19,14 @@ log = logging.getLogger("lora_studio")
 @dataclass
 class StudioContext:
     workspace: Workspace
-    lease: DeviceLease
+    lock: DeviceLock
     chat: ChatEngine
     jobs: JobManager
 
     @classmethod
     def create(cls, workspace: Workspace) -> StudioContext:
-        lease = DeviceLease()
-        return cls(workspace=workspace, lease=lease, chat=ChatEngine(workspace, lease),
-                   jobs=JobManager(workspace, lease))
+        lock = DeviceLock(workspace)
+        return cls(workspace=workspace, lock=lock, chat=ChatEngine(workspace, lock), jobs=JobManager(workspace, lock))
 
     def prepare_in_background(self) -> threading.Thread:
         """Seed the demo dataset now (fast); convert (~30 s, once) and load the default model behind the

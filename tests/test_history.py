@@ -10,7 +10,7 @@ import pytest
 from core import config
 from core.data import store
 from core.errors import JobBusyError, WorkspaceError
-from core.jobs import runner
+from core.jobs import worker
 from core.runs import history, metrics, monitor, records
 from core.workspace import Workspace
 from studio import plots
@@ -25,9 +25,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> t
     small.write_text("".join(store.DEMO_DATASET_FILE.read_text(encoding="utf-8").splitlines(keepends=True)[:20]))
     common = [f"model.name={tiny_model_dir}", f"data.train_path={small}", "data.validation_ratio=0.2",
               "train.max_steps=4", "train.eval_steps=2", "train.max_seq_length=256"]
-    first = runner.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [*common, "name=first"]),
+    first = worker.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [*common, "name=first"]),
                                    echo=lambda _: None)
-    second = runner.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [
+    second = worker.run_in_foreground(workspace, config.build(None, "quick-demo-cpu", [
         *common, "name=second", "lora.r=4", "train.learning_rate=1e-4"]), echo=lambda _: None)
     return workspace, first.run_id, second.run_id
 

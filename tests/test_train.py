@@ -12,7 +12,7 @@ from tiny import build_tiny_model
 
 from core import config
 from core.errors import StudioError
-from core.jobs.runner import run_job
+from core.jobs.worker import run_job
 from core.runs import metrics, records
 from core.training import train
 from core.workspace import Workspace

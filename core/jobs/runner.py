@@ -1,190 +1,115 @@
-"""Training as a background job: one per process, in a thread, with everything it knows on disk.
+"""The studio's job runner: every long job runs as its own OS process, started and supervised from here.
 
-    jobs = JobManager(workspace, lease)        # once, at start-up (the studio's context holds it)
-    run_id = jobs.start(config)                # returns at once; DeviceBusyError / JobBusyError if not free
+    jobs = JobManager(workspace, lock)         # once, at start-up (the studio's context holds it)
+    run_id = jobs.start(config, processes=1)   # returns once the job process holds the device lock
     jobs.status(run_id)                        # core.runs.records.RunStatus, read from status.json
-    core.runs.metrics.tail(workspace.run_folder(run_id).metrics, offset, file_id)   # new chart points
-    jobs.stop()                                # cooperative: ends after the current step, saves the adapter
-    jobs.resume(run_id)                        # a stopped, failed or interrupted run, from its last checkpoint
+    jobs.stop(run_id)                          # cooperative, then a hard kill after the grace period
+    jobs.resume(run_id, {"train.learning_rate": 1e-4})   # from the last checkpoint, with safe changes
     jobs.attach()                              # the active run, else the newest one (after a page reload)
+    jobs.request_checkpoint(wait_s)            # the studio is shutting down: save now, keep training
 
-The thread only calls `run_job`, the same function the CLI runs in the foreground, and every view is
-rebuilt from the run folder (core.runs.records), so closing the browser never affects a run and a subprocess
-runner could replace the thread without any change to the pages. A stop request is a STOP file in
-the run folder (plus an event for the thread), so any process can ask any run to stop.
+A job process (`python -m core.jobs.worker`, core.jobs.worker) runs in a session of its own and writes
+only into its run folder, so the studio survives a crash or an out-of-memory kill of the job, the job
+survives the browser and the studio, and a restarted studio re-attaches from the folders and the device
+lock's holder file. What a job prints goes to job.out in its run folder.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import signal
+import subprocess
+import sys
 import threading
-import traceback
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-import torch
+import psutil
 
 from core.config import RunConfig
-from core.errors import DataError, JobBusyError, StudioError, classify
+from core.errors import JobBusyError, StudioError
+from core.jobs import prepare
 from core.runs import records
 from core.runs.records import RunStatus
-from core.system.device_lock import DeviceLease
-from core.training.trainset import resolve_path
+from core.system.device_lock import DeviceLock
 from core.workspace import RunFolder, Workspace
 
+log = logging.getLogger("lora_studio")
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def run_job(folder: RunFolder, workspace: Workspace, stop_event: threading.Event | None = None,
-            resume: bool = False, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train the run in `folder` and record how it ended. A failure is classified (out of memory, data,
-    config, model load, NaN…), written to status.json with its fix, and raised as a StudioError."""
-    from core.training import train
-
-    recorder = records.RunRecorder(folder, enabled=_is_main_process(), echo=echo)
-    if resume and recorder.enabled:
-        folder.stop_request.unlink(missing_ok=True)  # the request that stopped it last time
-    try:
-        summary = train.train(records.load_config(folder), folder.root, workspace, stop_event, resume, echo)
-    except KeyboardInterrupt:  # a second Ctrl-C: no adapter, but resumable from the last checkpoint
-        recorder.update(state="interrupted", message="Aborted with Ctrl-C; resume continues from the last checkpoint.")
-        raise
-    except BaseException as error:  # noqa: BLE001 - every failure ends up in status.json
-        failure = classify(error)
-        if not isinstance(error, StudioError) and recorder.enabled:
-            with folder.log.open("a", encoding="utf-8") as handle:
-                handle.write("".join(traceback.format_exception(error)))
-        recorder.fail(failure)
-        raise failure from error
-    finally:
-        if recorder.enabled:
-            records.index(workspace, folder)
-    return summary
-
-
-def preflight(config: RunConfig, workspace: Workspace) -> None:
-    """Fail at once, before a run folder exists, on what can be checked without loading anything:
-    the data files exist and the chosen precision is available on this machine."""
-    from core.system.hardware import mixed_precision
-
-    mixed_precision(config.train.precision)
-    paths = [*config.data.mix, config.data.validation_path] if config.data.mix else \
-        [config.data.train_path, config.data.validation_path]
-    for path in filter(None, paths):
-        if not resolve_path(path, workspace).is_file():
-            raise DataError(f"The data file {resolve_path(path, workspace)} does not exist.",
-                            "Pick a dataset version in the Data tab, or fix data.train_path (absolute, or "
-                            "relative to the workspace).")
-
-
-def create_run(workspace: Workspace, config: RunConfig) -> RunFolder:
-    """A new run folder; under several processes (accelerate/torchrun) rank 0 creates it and the
-    others learn its id."""
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return records.create(workspace, config)
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
-    state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group (gloo without CUDA)
-    run_id = [records.create(workspace, config).run_id if state.is_main_process else None]
-    broadcast_object_list(run_id)
-    return workspace.run_folder(run_id[0])
-
-
-def run_in_foreground(workspace: Workspace, config: RunConfig | None = None, resume_id: str | None = None,
-                      echo: Callable[[str], None] = print) -> RunFolder:
-    """`lora-studio train`: a new run (or `resume_id`) in this process. Ctrl-C or SIGTERM asks for a
-    clean stop (adapter saved); a second Ctrl-C aborts."""
-    if resume_id:
-        folder = workspace.run_folder(resume_id)
-        _check_resumable(records.read_status(folder))
-    else:
-        assert config is not None
-        preflight(config, workspace)
-        folder = create_run(workspace, config)
-    if _is_main_process():
-        echo(f"Run {folder.run_id}: {folder.root}")
-    stop_event = threading.Event()
-
-    def request_stop(signum: int, frame: Any) -> None:
-        if stop_event.is_set():
-            raise KeyboardInterrupt
-        stop_event.set()
-        echo("Stopping after the current step (press Ctrl-C again to abort)…")
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        run_job(folder, workspace, stop_event, resume=bool(resume_id), echo=echo)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return folder
-
-
-def _check_resumable(status: RunStatus) -> None:
-    if status.active:
-        raise JobBusyError(f"Run '{status.run_id}' is still {status.state}.", "Stop it first, or wait until it ends.")
-    if not status.resumable:
-        reason = ("it finished" if status.state == "finished" else "it has no checkpoint yet")
-        raise StudioError(f"Run '{status.run_id}' cannot be resumed: {reason}.",
-                          "Start a new run (lora.init_from continues from its adapter).")
+CODE_ROOT = Path(__file__).resolve().parents[2]   # where `python -m core.jobs.worker` finds this code
+STOP_GRACE_S = 120.0    # a step of a 7B model plus its checkpoint can take this long
+START_TIMEOUT_S = 120.0
 
 
 class JobManager:
-    """Owns the one background training thread of this process."""
-
-    def __init__(self, workspace: Workspace, lease: DeviceLease) -> None:
+    def __init__(self, workspace: Workspace, lock: DeviceLock, stop_grace_s: float = STOP_GRACE_S) -> None:
         self.workspace = workspace
-        self.lease = lease
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._run_id: str | None = None
-        self._stop = threading.Event()
+        self.lock = lock
+        self.stop_grace_s = stop_grace_s
+        self._starting = threading.Lock()
+        self._reapers: dict[str, threading.Thread] = {}   # one per job process this studio started
+        self._killed: set[str] = set()                     # runs killed after ignoring a stop
         records.reindex(workspace)  # runs a dead process left 'running' are indexed as interrupted
 
     @property
     def active_run_id(self) -> str | None:
-        """The run this process is training now, or None."""
-        with self._lock:
-            return self._run_id
+        """The run whose job process holds the device now (started by this studio or not), or None."""
+        holder = self.lock.holder()
+        return holder.run_id if holder else None
 
-    def start(self, config: RunConfig) -> str:
-        """Create a run for `config` and train it in the background; returns its id at once."""
-        preflight(config, self.workspace)
-        with self._lock:
-            self._ensure_idle()
-            run_id = records.new_run_id(self.workspace, config)
-            lease = self._take_lease(run_id)
-            folder = records.create(self.workspace, config, run_id)
-            self._launch(folder, lease, resume=False)
+    def start(self, config: RunConfig, processes: int = 1) -> str:
+        """Create a run for `config` and start its job process; returns its id once the job holds the
+        device. Refused at once, naming the reason, when the data is missing or the device is busy."""
+        if processes < 1:
+            raise StudioError(f"{processes} training processes cannot train.", "Choose 1 or more.")
+        with self._starting:
+            folder = prepare.new_run(self.workspace, config, processes)
+            self._launch(folder, resume=False, processes=processes)
         return folder.run_id
 
-    def resume(self, run_id: str) -> str:
-        """Continue a stopped, failed or interrupted run from its last checkpoint, in the background."""
-        folder = self.workspace.run_folder(run_id)
-        with self._lock:
-            self._ensure_idle()
-            _check_resumable(records.read_status(folder))
-            lease = self._take_lease(run_id)
-            self._launch(folder, lease, resume=True)
+    def resume(self, run_id: str, changes: Mapping[str, Any] | None = None) -> str:
+        """Continue a stopped, failed or interrupted run from its last checkpoint, with `changes` to the
+        settings a resume may change (core.training.resume), in a new job process."""
+        with self._starting:
+            folder = prepare.resumed_run(self.workspace, run_id, changes)
+            self._launch(folder, resume=True, processes=records.read_status(folder).processes)
         return run_id
 
     def stop(self, run_id: str | None = None) -> bool:
-        """Ask a run (default: the active one) to stop after its current step; False if none runs."""
+        """Ask a run (default: the active one) to stop after its current step, saving its adapter; if its
+        process still runs after the grace period, kill it (the run is then resumable from its last
+        checkpoint). False if the run is not active."""
         run_id = run_id or self.active_run_id
         if run_id is None:
             return False
         folder = self.workspace.run_folder(run_id)
-        if not records.read_status(folder).active:
+        status = records.read_status(folder)
+        if not status.active:
             return False
         folder.stop_request.touch()
-        if run_id == self.active_run_id:
-            self._stop.set()
+        timer = threading.Timer(self.stop_grace_s, self._kill_if_still_running, (folder,))
+        timer.daemon = True
+        timer.start()
         return True
+
+    def request_checkpoint(self, wait_s: float) -> str | None:
+        """Ask the active run to save a checkpoint after its current step and carry on; wait up to
+        `wait_s` seconds for it. Returns the run's id, or None when nothing trains."""
+        run_id = self.active_run_id
+        if run_id is None:
+            return None
+        folder = self.workspace.run_folder(run_id)
+        before = records.read_status(folder).last_checkpoint_step
+        folder.checkpoint_request.touch()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            status = records.read_status(folder)
+            if not status.active or status.last_checkpoint_step != before:
+                break
+            time.sleep(0.1)
+        return run_id
 
     def status(self, run_id: str) -> RunStatus:
         return records.read_status(self.workspace.run_folder(run_id))
@@ -197,36 +122,85 @@ class JobManager:
         history = records.list_runs(self.workspace)
         return history[0] if history else None
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the active job ends (True) or `timeout` seconds pass (False)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
+    def wait(self, run_id: str, timeout: float | None = None) -> bool:
+        """Block until the run's job has ended and its end is recorded (True), or `timeout` seconds pass."""
+        reaper = self._reapers.get(run_id)
+        if reaper is not None:
+            reaper.join(timeout)
+            return not reaper.is_alive()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status(run_id).active:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
         return True
 
-    def _ensure_idle(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            raise JobBusyError(f"Run '{self._run_id}' is training.", "Wait until it ends, or stop it first.")
+    def _launch(self, folder: RunFolder, resume: bool, processes: int) -> None:
+        command = [sys.executable, "-m", "core.jobs.worker", "train", folder.run_id,
+                   "--workspace", str(self.workspace.root), "--processes", str(processes),
+                   *(["--resume"] if resume else [])]
+        with folder.job_output.open("ab") as output:
+            child = subprocess.Popen(command, cwd=CODE_ROOT, stdin=subprocess.DEVNULL, stdout=output,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        reaper = threading.Thread(target=self._reap, args=(folder, child), name=f"reap-{folder.run_id}", daemon=True)
+        self._reapers[folder.run_id] = reaper
+        reaper.start()
+        self._await_lock(folder, child)
 
-    def _take_lease(self, name: str) -> AbstractContextManager[None]:
-        lease = self.lease.hold(f"training run '{name}'")
-        lease.__enter__()  # raises DeviceBusyError, naming what holds the device
-        return lease
+    def _await_lock(self, folder: RunFolder, child: subprocess.Popen[bytes]) -> None:
+        """Return once the job process holds the device lock; if it ends first, raise why."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            holder = self.lock.holder()
+            if holder is not None and holder.pid == child.pid:
+                return
+            if child.poll() is not None:
+                self._reapers[folder.run_id].join()
+                status = records.read_status(folder)
+                error = status.error or {}
+                raise StudioError(error.get("message") or status.message, error.get("fix", ""))
+            time.sleep(0.05)
+        raise JobBusyError(f"The job process of run '{folder.run_id}' did not start within "
+                           f"{START_TIMEOUT_S:.0f} s.", "See job.out in the run folder.")
 
-    def _launch(self, folder: RunFolder, lease: AbstractContextManager[None], resume: bool) -> None:
-        self._stop = threading.Event()
-        self._run_id = folder.run_id
+    def _reap(self, folder: RunFolder, child: subprocess.Popen[bytes]) -> None:
+        """Wait for the job process (no zombie is left) and record how it ended if it could not."""
+        exit_code = child.wait()
+        how = (f"it did not stop within {self.stop_grace_s:.0f} s of the stop request and was killed"
+               if folder.run_id in self._killed else "")
+        try:
+            ended = records.record_process_end(self.workspace, folder, exit_code, how)
+            log.info("Job of run %s ended (exit code %s): %s", folder.run_id, exit_code, ended.state)
+        except StudioError:   # the run was deleted meanwhile
+            pass
 
-        def work() -> None:
-            try:
-                run_job(folder, self.workspace, self._stop, resume)
-            except StudioError:
-                pass  # already classified and written to status.json by run_job
-            finally:
-                lease.__exit__(None, None, None)
-                with self._lock:
-                    self._run_id = None
+    def _kill_if_still_running(self, folder: RunFolder) -> None:
+        """The hard stop: kill the job's processes if the run is still active after the grace period."""
+        status = records.read_status(folder)
+        if not status.active:
+            return
+        log.warning("Run %s did not stop within %.0f s; killing its processes", folder.run_id, self.stop_grace_s)
+        holder = self.lock.holder()   # the job's first process: with several ranks, their supervisor
+        self._killed.add(folder.run_id)
+        kill_process_tree(holder.pid if holder and holder.run_id == folder.run_id else status.pid)
+        if folder.run_id not in self._reapers:   # a job started by an earlier studio: nobody else records it
+            records.record_process_end(self.workspace, folder, -9, f"it did not stop within "
+                                       f"{self.stop_grace_s:.0f} s of the stop request and was killed")
 
-        self._thread = threading.Thread(target=work, name=f"train-{folder.run_id}", daemon=True)
-        self._thread.start()
+
+def kill_process_tree(pid: int | None) -> None:
+    """SIGKILL a job process and everything it started (accelerate's ranks)."""
+    if pid is None:
+        return
+    try:
+        root = psutil.Process(pid)
+        family = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for process in family:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(family, timeout=10)

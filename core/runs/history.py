@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.config import field_names
+from core.config import field_names, flat_values
 from core.errors import JobBusyError, WorkspaceError
 from core.runs import records
 from core.workspace import RunFolder, Workspace, atomic_write_json, now_iso, read_json
@@ -86,18 +86,8 @@ def delete(workspace: Workspace, run_id: str) -> None:
         connection.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
 
-def _flatten(values: dict[str, Any]) -> dict[str, Any]:
-    flat = {}
-    for name in field_names():
-        value: Any = values
-        for part in name.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        flat[name] = value
-    return flat
-
-
 def config_diff(workspace: Workspace, run_a: str, run_b: str) -> list[tuple[str, Any, Any]]:
     """(field, value in A, value in B) for every config field the two runs set differently."""
-    a = _flatten(records.load_config(workspace.run_folder(run_a)).model_dump(mode="json"))
-    b = _flatten(records.load_config(workspace.run_folder(run_b)).model_dump(mode="json"))
+    a = flat_values(records.load_config(workspace.run_folder(run_a)))
+    b = flat_values(records.load_config(workspace.run_folder(run_b)))
     return [(name, a[name], b[name]) for name in field_names() if a[name] != b[name]]

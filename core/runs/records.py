@@ -59,6 +59,7 @@ class RunStatus:
     finished: str | None = None
     pid: int | None = None
     pid_started: float | None = None
+    processes: int = 1                    # training processes (several: accelerate, one per GPU)
 
     @property
     def active(self) -> bool:
@@ -78,10 +79,12 @@ def _process_identity() -> tuple[int, float]:
 
 
 def _owner_alive(pid: int | None, started: float | None) -> bool:
+    """The process that wrote the status still runs (same pid and start time; a zombie has ended)."""
     if pid is None:
         return False
     try:
-        return abs(psutil.Process(pid).create_time() - (started or 0.0)) < 1.0
+        process = psutil.Process(pid)
+        return abs(process.create_time() - (started or 0.0)) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 
@@ -107,18 +110,24 @@ def new_run_id(workspace: Workspace, config: RunConfig) -> str:
     return workspace.unique_id(workspace.runs_dir, config.name or _dated_name(config))
 
 
-def create(workspace: Workspace, config: RunConfig, run_id: str | None = None) -> RunFolder:
+def create(workspace: Workspace, config: RunConfig, run_id: str | None = None, processes: int = 1) -> RunFolder:
     """A new run folder holding config.yaml and a 'queued' status, indexed in the database."""
     run_id = run_id or new_run_id(workspace, config)
     folder = workspace.run_folder(run_id)
     folder.root.mkdir(parents=True)
-    atomic_write_text(folder.config, to_yaml(config))
+    save_config(folder, config)
     pid, pid_started = _process_identity()
     status = RunStatus(run_id=run_id, name=config.name or run_id, state="queued", created=now_iso(),
-                       updated=now_iso(), message="Waiting to start", pid=pid, pid_started=pid_started)
+                       updated=now_iso(), message="Waiting to start", pid=pid, pid_started=pid_started,
+                       processes=processes)
     atomic_write_json(folder.status, status.to_json())
     index(workspace, folder)
     return folder
+
+
+def save_config(folder: RunFolder, config: RunConfig) -> None:
+    """config.yaml: the run's settings (rewritten only when a resume changes some of them)."""
+    atomic_write_text(folder.config, to_yaml(config))
 
 
 def load_config(folder: RunFolder) -> RunConfig:
@@ -131,11 +140,7 @@ def load_config(folder: RunFolder) -> RunConfig:
 
 def read_status(folder: RunFolder) -> RunStatus:
     """The run's status as any process sees it ('interrupted' when its owner process is gone)."""
-    raw = read_json(folder.status)
-    if not isinstance(raw, dict):
-        raise WorkspaceError(f"Run '{folder.run_id}' has no status.json.", "Pick another run.")
-    known = {field.name for field in fields(RunStatus)}
-    status = RunStatus(**{key: value for key, value in raw.items() if key in known})
+    status = _recorded_status(folder)
     if status.active and not _owner_alive(status.pid, status.pid_started):
         return _interrupted(status, latest_checkpoint(folder))
     if status.state == "running" and folder.stop_request.exists():
@@ -143,14 +148,43 @@ def read_status(folder: RunFolder) -> RunStatus:
     return status
 
 
-def _interrupted(status: RunStatus, checkpoint: Path | None) -> RunStatus:
+def _interrupted(status: RunStatus, checkpoint: Path | None, how: str = "the process running it ended") -> RunStatus:
     """A run whose process died. The checkpoint step is read from disk: the process may have died after
     a checkpoint was complete but before status.json recorded it."""
     where = f"at step {status.step}" if status.step else "before its first step"
     saved = int(checkpoint.name.split("-")[-1]) if checkpoint is not None else None
     resume = (f"; resume continues from step {saved}" if saved is not None else "; no checkpoint was saved yet")
     return RunStatus(**{**status.to_json(), "state": "interrupted", "last_checkpoint_step": saved,
-                        "message": f"Interrupted {where}: the process running it ended{resume}."})
+                        "message": f"Interrupted {where}: {how}{resume}."})
+
+
+def _recorded_status(folder: RunFolder) -> RunStatus:
+    """status.json as written (fields this version does not know are ignored)."""
+    raw = read_json(folder.status)
+    if not isinstance(raw, dict):
+        raise WorkspaceError(f"Run '{folder.run_id}' has no status.json.", "Pick another run.")
+    known = {field.name for field in fields(RunStatus)}
+    return RunStatus(**{key: value for key, value in raw.items() if key in known})
+
+
+def _exit_in_words(exit_code: int) -> str:
+    if exit_code == -9:
+        return ("the training process was killed (SIGKILL; when nobody stopped it, that is often the system "
+                "running out of memory)")
+    if exit_code < 0:
+        return f"the training process was killed by signal {-exit_code}"
+    return f"the training process ended with exit code {exit_code} (job.out in the run folder says why)"
+
+
+def record_process_end(workspace: Workspace, folder: RunFolder, exit_code: int, how: str = "") -> RunStatus:
+    """After the job process of a run has exited: when it ended without recording how (killed, crashed,
+    out of memory), say so in status.json (`how`, or words for the exit code); index the run either way."""
+    recorded = _recorded_status(folder)
+    if recorded.active:
+        ended = _interrupted(recorded, latest_checkpoint(folder), how or _exit_in_words(exit_code))
+        atomic_write_json(folder.status, {**ended.to_json(), "updated": now_iso()})
+    index(workspace, folder)
+    return read_status(folder)
 
 
 def list_runs(workspace: Workspace) -> list[RunStatus]:

@@ -1,37 +1,95 @@
-"""One device lease per process: chat, evaluation, merge and training take it before using the model
-device, so two heavy jobs never fight over the same memory, and the loser is told who holds it."""
+"""One lock on the compute device for everything that uses a workspace: the studio, the CLI and every job
+process. Chat, evaluation, merge and training take it before they touch the model device, so two heavy
+jobs never fight over the same memory, and the one that has to wait is told who holds it.
+
+    lock = DeviceLock(workspace)
+    with lock.hold("a chat reply"):     # raises DeviceBusyError naming the holder when it is taken
+        ...
+    lock.holder()                       # Holder(purpose, pid, run_id, since) or None
+
+The lock is an OS file lock (`filelock`, flock on Linux) on <workspace>/locks/device.lock, so the kernel
+releases it when its process ends in any way, SIGKILL included: a crashed job can never leave the device
+locked. Beside it, device.json says who holds it, for messages and for re-attaching to a running job after
+the studio restarts. Inside one process a thread lock comes first, because a file lock is shared by the
+threads of the process that holds it.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+
+import psutil
+from filelock import FileLock, Timeout
 
 from core.errors import DeviceBusyError
+from core.workspace import Workspace, atomic_write_json, now_iso, read_json
 
 
-class DeviceLease:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._holder: str | None = None
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the device: what for (in words), which process, and the run when it is a training job."""
+
+    purpose: str
+    pid: int
+    pid_started: float
+    since: str
+    run_id: str | None = None
 
     @property
-    def holder(self) -> str | None:
-        """What holds the device now, in words (e.g. "training run 'faq-r16'"), or None."""
-        return self._holder
+    def alive(self) -> bool:
+        try:
+            process = psutil.Process(self.pid)
+            return (abs(process.create_time() - self.pid_started) < 1.0
+                    and process.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+
+class DeviceLock:
+    def __init__(self, workspace: Workspace) -> None:
+        workspace.locks_dir.mkdir(parents=True, exist_ok=True)
+        self._holder_file = workspace.locks_dir / "device.json"
+        self._file_lock = FileLock(workspace.locks_dir / "device.lock", thread_local=False)
+        self._thread_lock = threading.Lock()
+
+    def holder(self) -> Holder | None:
+        """The live holder, or None when the device is free (a stale device.json left by a killed process
+        names a dead pid and is ignored)."""
+        raw = read_json(self._holder_file)
+        if not isinstance(raw, dict):
+            return None
+        with suppress(TypeError):
+            holder = Holder(**raw)
+            return holder if holder.alive else None
+        return None
 
     @contextmanager
-    def hold(self, purpose: str, timeout: float = 0.0) -> Iterator[None]:
+    def hold(self, purpose: str, timeout: float = 0.0, run_id: str | None = None) -> Iterator[None]:
         """Hold the device for `purpose`; waits up to `timeout` seconds, then raises DeviceBusyError."""
-        acquired = self._lock.acquire(timeout=timeout) if timeout > 0 else self._lock.acquire(blocking=False)
+        acquired = (self._thread_lock.acquire(timeout=timeout) if timeout > 0
+                    else self._thread_lock.acquire(blocking=False))
         if not acquired:
-            raise DeviceBusyError(
-                f"The device is busy with {self._holder or 'another job'}.",
-                "Wait until it finishes, or stop it, then try again.",
-            )
-        self._holder = purpose
+            raise self._busy()
         try:
-            yield
+            try:
+                self._file_lock.acquire(timeout=timeout, poll_interval=0.05)
+            except Timeout:
+                raise self._busy() from None
+            try:
+                process = psutil.Process()
+                atomic_write_json(self._holder_file, asdict(Holder(purpose, process.pid, process.create_time(),
+                                                                   now_iso(), run_id)))
+                yield
+            finally:
+                self._holder_file.unlink(missing_ok=True)
+                self._file_lock.release()
         finally:
-            self._holder = None
-            self._lock.release()
+            self._thread_lock.release()
+
+    def _busy(self) -> DeviceBusyError:
+        holder = self.holder()
+        what = holder.purpose if holder else "another job"
+        return DeviceBusyError(f"The device is busy with {what}.", "Wait until it finishes, or stop it, then try again.")

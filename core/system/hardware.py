@@ -39,6 +39,13 @@ def thread_count(requested: int) -> int:
     return max(1, (psutil.cpu_count(logical=False) or os.cpu_count() or 1) // local_processes)
 
 
+def max_training_processes() -> int:
+    """How many processes one run can usefully train on here: one per GPU, or one per physical core."""
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
 def memory_mb() -> float:
     if torch.cuda.is_available():
         return round(torch.cuda.memory_allocated() / 2**20, 1)

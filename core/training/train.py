@@ -123,7 +123,13 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     state = LoopState()
     if resume:
         state = restore_checkpoint(accelerator, folder)
-        recorder.log(f"Resumed from the checkpoint of step {state.step}")
+        # The run's config may have changed since the checkpoint (core.training.resume): the new learning
+        # rate and length apply from here on.
+        if plan.total_steps <= state.step:
+            raise ConfigError(f"The run has done {state.step} steps, but its settings now give only "
+                              f"{plan.total_steps} in all.", "Resume with a larger train.max_steps or train.epochs.")
+        set_learning_rate(optimizer, scheduler, settings.learning_rate)
+        recorder.log(f"Resumed from the checkpoint of step {state.step}, learning rate {settings.learning_rate:g}")
     recorder.update(step=state.step, total_steps=plan.total_steps, epoch=plan.epoch(state.step),
                     message=f"Training: step {state.step}/{plan.total_steps}")
     recorder.log(f"Plan: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), batch {settings.batch_size} "
@@ -136,10 +142,15 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     log_every = max(1, plan.total_steps // 100)
     session_started, session_first_step = time.perf_counter(), state.step + 1
     for step in range(state.step + 1, plan.total_steps + 1):
-        if _stop_requested(accelerator, stop_event, folder):
+        stop, checkpoint = _requests(accelerator, stop_event, folder)
+        if stop:
             stop_reason = "stopped"
             recorder.update(state="stopping", message=f"Stopping after step {state.step}")
             break
+        if checkpoint and state.step > 0:  # the studio is shutting down: save the way back in, carry on
+            save_checkpoint(accelerator, folder, state, settings.save_total_limit)
+            recorder.update(last_checkpoint_step=state.step)
+            recorder.log(f"Checkpoint of step {state.step} saved on request")
         step_started = time.perf_counter()
         window = [[data.train[i] for i in batch] for batch in plan.batches(step, accelerator.process_index)]
         loss, tokens = train_step(model, accelerator, window, settings.packing, row_tokens,
@@ -341,10 +352,29 @@ def _all_processes(accelerator: Any, values: list[float], reduction: str) -> lis
     return accelerator.reduce(tensor, reduction).tolist()
 
 
-def _stop_requested(accelerator: Any, stop_event: threading.Event, folder: RunFolder) -> bool:
-    """The stop event or the run folder's STOP file; under several processes, any one of them."""
-    wanted = float(stop_event.is_set() or folder.stop_request.exists())
-    return _all_processes(accelerator, [wanted], "sum")[0] > 0
+def _requests(accelerator: Any, stop_event: threading.Event, folder: RunFolder) -> tuple[bool, bool]:
+    """(stop, checkpoint now): the stop event or the run folder's STOP file, and its CHECKPOINT file.
+
+    Only the main process reads the folder (on several machines only its machine has it) and consumes a
+    checkpoint request; the answer reaches every process through one all-reduce per step.
+    """
+    stop, checkpoint = stop_event.is_set(), False
+    if accelerator.is_main_process:
+        stop = stop or folder.stop_request.exists()
+        checkpoint = folder.checkpoint_request.exists()
+        folder.checkpoint_request.unlink(missing_ok=True)
+    wanted = _all_processes(accelerator, [float(stop), float(checkpoint)], "sum")
+    return wanted[0] > 0, wanted[1] > 0
+
+
+def set_learning_rate(optimizer: Any, scheduler: Any, learning_rate: float) -> None:
+    """Make `learning_rate` the schedule's peak from the current step on (a resumed run may change it):
+    the schedule keeps its shape and position, scaled to the new peak."""
+    scale = [learning_rate / base for base in scheduler.base_lrs]
+    scheduler.base_lrs = [learning_rate] * len(scheduler.base_lrs)
+    for group, factor in zip(optimizer.param_groups, scale):
+        group["initial_lr"] = learning_rate
+        group["lr"] *= factor
 
 
 def check_loss(loss: float, grad_norm: float | None, recent: list[float], spike_factor: float, step: int) -> None:

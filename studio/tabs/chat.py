@@ -43,10 +43,16 @@ def build(ctx: StudioContext) -> None:
                                     elem_id="chat-temperature")
             max_new_tokens = gr.Slider(16, 2048, value=defaults.max_new_tokens, step=16, label="Longest reply (tokens)",
                                        elem_id="chat-max-tokens")
+        with gr.Row():
+            top_p = gr.Slider(0.05, 1.0, value=defaults.top_p, step=0.05, label="Top-p", elem_id="chat-top-p",
+                              info=GenerationSection.model_fields["top_p"].description)
+            repetition_penalty = gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05,
+                                           label="Repetition penalty", elem_id="chat-repetition-penalty",
+                                           info=GenerationSection.model_fields["repetition_penalty"].description)
 
     @friendly
     def reply(text: str, turns: list[dict], model_name: str, system_prompt: str, temp: float,
-              limit: float) -> Iterator[tuple[str, list[dict]]]:
+              limit: float, nucleus: float, penalty: float) -> Iterator[tuple[str, list[dict]]]:
         text, system_prompt, turns = (text or "").strip(), (system_prompt or "").strip(), turns or []
         if not text:
             yield "", turns
@@ -55,11 +61,13 @@ def build(ctx: StudioContext) -> None:
         messages = [{"role": t["role"], "content": _text(t["content"])} for t in turns]
         if system_prompt:
             messages.insert(0, {"role": "system", "content": system_prompt})
-        settings = GenerationSection(temperature=temp, max_new_tokens=int(limit))
+        settings = GenerationSection(temperature=temp, max_new_tokens=int(limit), top_p=nucleus,
+                                     repetition_penalty=penalty)
         yield "", [*turns, {"role": "assistant", "content": "…"}]
         for partial in ctx.chat.stream(model_name, messages, settings):
             yield "", [*turns, {"role": "assistant", "content": partial}]
 
-    gr.on([send.click, message.submit], reply, [message, history, model, system, temperature, max_new_tokens],
+    gr.on([send.click, message.submit], reply,
+          [message, history, model, system, temperature, max_new_tokens, top_p, repetition_penalty],
           [message, history], api_name="chat", concurrency_limit=1)
     clear.click(lambda: [], None, history, api_name="chat_clear", queue=False)

@@ -15,11 +15,13 @@ import gradio as gr
 import pandas as pd
 
 from core import config as run_config
+from core.config import TrainSection
 from core.errors import ConfigError
 from core.planning import preflight
 from core.planning.preflight import format_duration
-from core.runs import history, metrics, monitor
+from core.runs import history, metrics, monitor, records
 from core.runs.records import RunStatus
+from core.system.hardware import max_training_processes
 from studio import plots
 from studio.context import StudioContext
 from studio.errors import friendly
@@ -79,10 +81,22 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     workspace, jobs = ctx.workspace, ctx.jobs
     following = gr.State(Following())
     timer = gr.Timer(POLL_SECONDS, active=False)
-    with gr.Row():
-        start = gr.Button("Start", variant="primary", elem_id="train-start")
-        stop = gr.Button("Stop", variant="stop", elem_id="train-stop", interactive=False)
-        resume = gr.Button("Resume", elem_id="train-resume", interactive=False)
+    with gr.Row(equal_height=True):
+        processes = gr.Dropdown(list(range(1, max_training_processes() + 1)), value=1, label="Processes",
+                                elem_id="train-processes", scale=1,
+                                info="One per GPU, training together; on a CPU they share the cores.")
+        start = gr.Button("Start", variant="primary", elem_id="train-start", scale=1)
+        stop = gr.Button("Stop", variant="stop", elem_id="train-stop", interactive=False, scale=1)
+        resume = gr.Button("Resume", elem_id="train-resume", interactive=False, scale=1)
+    with gr.Accordion("Resume with changed settings", open=False, elem_id="resume-settings"):
+        gr.Markdown("A stopped, failed or interrupted run continues from its last checkpoint. These settings "
+                    "may change on the way; the others are fixed by the checkpoint.")
+        with gr.Row():
+            resume_lr = gr.Number(label="Learning rate", elem_id="resume-learning-rate",
+                                  info="Lower it when the loss jumped or became NaN.")
+            resume_steps = gr.Number(label="Total steps (-1: epochs decide)", precision=0, elem_id="resume-max-steps")
+            resume_eval = gr.Number(label="Evaluate every N steps", precision=0, elem_id="resume-eval-steps")
+            resume_save = gr.Number(label="Save a checkpoint every N steps", precision=0, elem_id="resume-save-steps")
     status_banner = gr.Markdown(banner(None), elem_id="train-banner")
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row():
@@ -113,27 +127,32 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
             diff_b = gr.Dropdown([], label="Config of run B", elem_id="history-diff-b")
         diff_table = gr.Dataframe(headers=["Setting", "Run A", "Run B"], interactive=False, elem_id="history-diff")
 
-    view = [status_banner, progress, loss_chart, stats_chart, log, following, timer, stop, resume]
+    resume_settings = [resume_lr, resume_steps, resume_eval, resume_save]
+    view = [status_banner, progress, loss_chart, stats_chart, log, following, timer, stop, resume, *resume_settings]
     history_outputs = [runs_table, chosen, compare, diff_a, diff_b]
 
     def busy(status: RunStatus) -> bool:
         """Active on disk, or its thread here still saving after the status said it ended."""
         return status.active or jobs.active_run_id == status.run_id
 
-    def render(state: Following, snapshot: monitor.Snapshot, charts_changed: bool) -> tuple:
+    def render(state: Following, snapshot: monitor.Snapshot, charts_changed: bool,
+               settings: TrainSection | None = None) -> tuple:
         status = snapshot.status
         charts = ((plots.as_plot(plots.loss_figure(state.records)), plots.as_plot(plots.stats_figure(state.records)))
                   if charts_changed
                   else (gr.skip(), gr.skip()))
+        resume_values = ((settings.learning_rate, settings.max_steps, settings.eval_steps, settings.save_steps)
+                         if settings else (gr.skip(),) * len(resume_settings))
         return (banner(status), progress_html(status), *charts, snapshot.log_tail, state,
                 gr.Timer(active=busy(status)), gr.Button(interactive=status.active),
-                gr.Button(interactive=status.resumable and not busy(status)))
+                gr.Button(interactive=status.resumable and not busy(status)), *resume_values)
 
     def follow_from_start(run_id: str) -> tuple:
         snapshot = monitor.follow(workspace, run_id, log_lines=LOG_LINES)
         state = Following(run_id, snapshot.new_metrics.offset, snapshot.new_metrics.file_id,
                           snapshot.new_metrics.records)
-        return render(state, snapshot, charts_changed=True)
+        settings = records.load_config(workspace.run_folder(run_id)).train
+        return render(state, snapshot, charts_changed=True, settings=settings)
 
     def list_history() -> tuple:
         rows = history.table(workspace)
@@ -145,7 +164,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         status = jobs.attach()
         if status is None:
             return (banner(None), "", None, None, "", Following(), gr.Timer(active=False),
-                    gr.Button(interactive=False), gr.Button(interactive=False))
+                    gr.Button(interactive=False), gr.Button(interactive=False), *(gr.skip(),) * len(resume_settings))
         return follow_from_start(status.run_id)
 
     @friendly
@@ -161,12 +180,12 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                 *(list_history() if ended else (gr.skip(),) * len(history_outputs)))
 
     @friendly
-    def start_run(config: dict | None) -> tuple:
+    def start_run(config: dict | None, process_count: int) -> tuple:
         if config is None:
             raise ConfigError("The settings in the Configure tab are not valid yet.", "Fix what it points out, then start.")
         checked = run_config.validate(config)
         preflight.ensure_ready(checked, workspace)
-        return (*follow_from_start(jobs.start(checked)), *list_history())
+        return (*follow_from_start(jobs.start(checked, int(process_count or 1))), *list_history())
 
     @friendly
     def stop_run(state: Following) -> str:
@@ -175,8 +194,10 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         return f"**Stopping** · run `{state.run_id}` — ends after the current step and saves the adapter."
 
     @friendly
-    def resume_run(state: Following) -> tuple:
-        run_id = jobs.resume(state.run_id or "")
+    def resume_run(state: Following, learning_rate: float, max_steps: int, eval_steps: int, save_steps: int) -> tuple:
+        changes = {"train.learning_rate": learning_rate, "train.max_steps": max_steps,
+                   "train.eval_steps": eval_steps, "train.save_steps": save_steps}
+        run_id = jobs.resume(state.run_id or "", changes)
         return (*follow_from_start(run_id), *list_history())
 
     @friendly
@@ -224,9 +245,9 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     app.load(attach, None, view, api_name="train_attach", **quiet)
     app.load(list_history, None, history_outputs, api_name="history_list", **quiet)
     timer.tick(poll, following, view + history_outputs, api_name="train_poll", trigger_mode="always_last", **quiet)
-    start.click(start_run, current_config, view + history_outputs, api_name="train_start")
+    start.click(start_run, [current_config, processes], view + history_outputs, api_name="train_start")
     stop.click(stop_run, following, status_banner, api_name="train_stop")
-    resume.click(resume_run, following, view + history_outputs, api_name="train_resume")
+    resume.click(resume_run, [following, *resume_settings], view + history_outputs, api_name="train_resume")
     open_run.click(open_chosen, chosen, view, api_name="history_open")
     rename.click(rename_chosen, [chosen, new_name], [new_name, *history_outputs], api_name="history_rename")
     delete.click(ask_delete, chosen, [confirm_row, confirm_text], api_name="history_delete_ask")

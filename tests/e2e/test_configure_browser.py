@@ -1,7 +1,9 @@
 """The Configure and Train tabs in a real Chromium. Configure: the demo dataset and the Quick demo preset
 on the built-in model, the pre-flight panel, inline checks. Train, on a tiny model so a run takes
-seconds: start, watch the loss chart gain points, reload mid-run and re-attach, stop, resume, finish,
-find the run in the history with its curves."""
+seconds: start, watch the loss chart gain points, reload mid-run and re-attach, stop, resume with a
+changed length and learning rate, finish, find the run in the history with its curves. The run gets a
+million steps, so it is still running whenever the test acts on it, on any machine; the resume gives it
+an end."""
 
 import re
 
@@ -10,7 +12,8 @@ from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.e2e
 STUDIO_TINY_MODEL = "tiny-llama"   # the `studio` fixture registers a tiny model under this name
-STEPS = 120                        # long enough to reload and stop mid-run, short enough to finish soon
+STEPS = 1_000_000                  # ends only when stopped
+MORE_STEPS = 5                     # after the resume
 SLOW = 90_000
 
 
@@ -19,7 +22,7 @@ def pick(page: Page, dropdown_id: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
-def set_number(page: Page, elem_id: str, value: int) -> None:
+def set_number(page: Page, elem_id: str, value: float) -> None:
     box = page.locator(f"#{elem_id} input")
     box.fill(str(value))
     box.blur()
@@ -57,7 +60,7 @@ def test_train_follows_a_run_through_reload_stop_resume_and_history(page: Page, 
     pick(page, "cfg-model-name", STUDIO_TINY_MODEL)
     set_number(page, "cfg-train-max-steps", STEPS)
     set_number(page, "cfg-train-max-seq-length", 256)
-    expect(page.locator("#preflight-panel")).to_contain_text(f"{STEPS} steps", timeout=20_000)
+    expect(page.locator("#preflight-panel")).to_contain_text(f"{STEPS:,} steps", timeout=20_000)
     expect(page.locator("#config-checks")).to_contain_text("No problems found")
 
     page.get_by_role("tab", name="Train").click()
@@ -71,7 +74,7 @@ def test_train_follows_a_run_through_reload_stop_resume_and_history(page: Page, 
     run_id = banner.locator("code").inner_text()
 
     page.locator("#train-start").click()   # a second run while one trains is refused, in words
-    expect(page.get_by_text("is training. Wait until it ends, or stop it first.")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text(f"The device is busy with training run '{run_id}'")).to_be_visible(timeout=20_000)
 
     page.reload()
     page.get_by_role("tab", name="Train").click()
@@ -81,11 +84,18 @@ def test_train_follows_a_run_through_reload_stop_resume_and_history(page: Page, 
     expect(page.locator("#train-progress")).to_contain_text(f"of {STEPS}")
 
     page.locator("#train-stop").click()
-    expect(banner).to_contain_text("Stopped", timeout=SLOW)   # "Finished" here would mean STEPS is too low
+    expect(banner).to_contain_text("Stopped", timeout=SLOW)
     expect(page.locator("#train-resume")).to_be_enabled(timeout=SLOW)
+    stopped_at = int(re.search(r"Step (\d+) of", page.locator("#train-progress").inner_text())[1])
+    page.locator("#resume-settings").get_by_text("Resume with changed settings").click()
+    expect(page.locator("#resume-max-steps input")).to_have_value(str(STEPS))
+    set_number(page, "resume-max-steps", stopped_at + MORE_STEPS)
+    set_number(page, "resume-learning-rate", 0.0001)
     page.locator("#train-resume").click()
     expect(banner).to_contain_text("Finished", timeout=3 * SLOW)
-    expect(page.locator("#train-progress")).to_contain_text(f"Step {STEPS} of {STEPS}")
+    total = stopped_at + MORE_STEPS
+    expect(page.locator("#train-progress")).to_contain_text(f"Step {total} of {total}")
+    expect(page.locator("#train-log textarea")).to_have_value(re.compile("learning rate 0.0001"))
     expect(page.locator("#train-log textarea")).to_have_value(re.compile("Finished after"))
     screenshot(page, "train")
 
