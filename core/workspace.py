@@ -239,6 +239,13 @@ class Workspace:
     def preset_path(self, preset_id: str) -> Path:
         return self.presets_dir / f"{self._checked(preset_id)}.yaml"
 
+    def relative(self, path: Path) -> str:
+        """`path` inside the workspace as a relative POSIX path ("runs/faq-r16"): how jobs are named."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            raise WorkspaceError(f"{path} is not inside the workspace {self.root}.") from None
+
     def unique_id(self, parent: Path, name: str) -> str:
         """safe_id(name), suffixed -2, -3… until no folder of that name exists under parent. The base is
         shortened to leave room for the suffix, so the result is still a valid id."""

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ import psutil
 from core.config import RunConfig
 from core.errors import JobBusyError, StudioError
 from core.jobs import prepare
+from core.jobs import status as job_status
+from core.jobs.status import JobFolder, JobStatus
 from core.runs import records
 from core.runs.records import RunStatus
 from core.system.device_lock import DeviceLock
@@ -66,7 +68,7 @@ class JobManager:
             raise StudioError(f"{processes} training processes cannot train.", "Choose 1 or more.")
         with self._starting:
             folder = prepare.new_run(self.workspace, config, processes)
-            self._launch(folder, resume=False, processes=processes)
+            self._launch_training(folder, resume=False, processes=processes)
         return folder.run_id
 
     def resume(self, run_id: str, changes: Mapping[str, Any] | None = None) -> str:
@@ -74,7 +76,7 @@ class JobManager:
         settings a resume may change (core.training.resume), in a new job process."""
         with self._starting:
             folder = prepare.resumed_run(self.workspace, run_id, changes)
-            self._launch(folder, resume=True, processes=records.read_status(folder).processes)
+            self._launch_training(folder, resume=True, processes=records.read_status(folder).processes)
         return run_id
 
     def stop(self, run_id: str | None = None) -> bool:
@@ -89,9 +91,8 @@ class JobManager:
         if not status.active:
             return False
         folder.stop_request.touch()
-        timer = threading.Timer(self.stop_grace_s, self._kill_if_still_running, (folder,))
-        timer.daemon = True
-        timer.start()
+        self._kill_later(self._key(folder.root), lambda: records.read_status(folder).active,
+                         lambda how: records.record_process_end(self.workspace, folder, -9, how), status.pid)
         return True
 
     def request_checkpoint(self, wait_s: float) -> str | None:
@@ -124,69 +125,127 @@ class JobManager:
 
     def wait(self, run_id: str, timeout: float | None = None) -> bool:
         """Block until the run's job has ended and its end is recorded (True), or `timeout` seconds pass."""
-        reaper = self._reapers.get(run_id)
-        if reaper is not None:
-            reaper.join(timeout)
-            return not reaper.is_alive()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.status(run_id).active:
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        folder = self.workspace.run_folder(run_id)
+        return self._wait(self._key(folder.root), lambda: records.read_status(folder).active, timeout)
 
-    def _launch(self, folder: RunFolder, resume: bool, processes: int) -> None:
+    def _launch_training(self, folder: RunFolder, resume: bool, processes: int) -> None:
         command = [sys.executable, "-m", "core.jobs.worker", "train", folder.run_id,
                    "--workspace", str(self.workspace.root), "--processes", str(processes),
                    *(["--resume"] if resume else [])]
-        with folder.job_output.open("ab") as output:
-            child = subprocess.Popen(command, cwd=CODE_ROOT, stdin=subprocess.DEVNULL, stdout=output,
+
+        def failure() -> StudioError:
+            status = records.read_status(folder)
+            return _failure(status.error, status.message)
+
+        self._launch(self._key(folder.root), command, folder.job_output,
+                     lambda code, how: records.record_process_end(self.workspace, folder, code, how), failure)
+
+    # Other long jobs: evaluation, response generation, merge, export (core.jobs.worker.JOB_KINDS).
+
+    def start_job(self, kind: str, folder: Path, title: str, settings: Mapping[str, Any]) -> JobFolder:
+        """Start a `kind` job writing into `folder` (inside the workspace) with `settings`; returns once its
+        process holds the device. `title` names it in words ("evaluation of run 'faq'")."""
+        job = JobFolder(folder)
+        with self._starting:
+            prepare.ensure_device_free(self.workspace)
+            job_status.create(job, kind, title, dict(settings))
+            key = self._key(folder)
+            command = [sys.executable, "-m", "core.jobs.worker", "job", key, "--workspace", str(self.workspace.root)]
+            self._launch(key, command, job.output, lambda code, how: job_status.record_process_end(job, code, how),
+                         lambda: _failure(job_status.read(job).error, job_status.read(job).message))
+        return job
+
+    def job_status(self, folder: Path) -> JobStatus:
+        return job_status.read(JobFolder(folder))
+
+    def cancel_job(self, folder: Path) -> bool:
+        """Ask a job to stop at its next unit of work; killed after the grace period if it does not."""
+        job = JobFolder(folder)
+        status = job_status.read(job)
+        if not status.active:
+            return False
+        job.stop_request.touch()
+        key = self._key(folder)
+        self._kill_later(key, lambda: job_status.read(job).active,
+                         lambda how: job_status.record_process_end(job, -9, how), status.pid)
+        return True
+
+    def wait_job(self, folder: Path, timeout: float | None = None) -> bool:
+        return self._wait(self._key(folder), lambda: job_status.read(JobFolder(folder)).active, timeout)
+
+    # The machinery both share.
+
+    def _key(self, folder: Path) -> str:
+        """A job's name for the lock's holder file and this manager: its folder inside the workspace."""
+        return self.workspace.relative(folder)
+
+    def _launch(self, key: str, command: list[str], output: Path, record_end: Callable[[int, str], Any],
+                failure: Callable[[], StudioError]) -> None:
+        """Start the job process in a session of its own, reap it when it ends, and return once it holds
+        the device lock; if it ends first, raise `failure()`."""
+        with output.open("ab") as printed:
+            child = subprocess.Popen(command, cwd=CODE_ROOT, stdin=subprocess.DEVNULL, stdout=printed,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        reaper = threading.Thread(target=self._reap, args=(folder, child), name=f"reap-{folder.run_id}", daemon=True)
-        self._reapers[folder.run_id] = reaper
-        reaper.start()
-        self._await_lock(folder, child)
 
-    def _await_lock(self, folder: RunFolder, child: subprocess.Popen[bytes]) -> None:
-        """Return once the job process holds the device lock; if it ends first, raise why."""
+        def reap() -> None:
+            exit_code = child.wait()
+            how = (f"it did not stop within {self.stop_grace_s:.0f} s of the stop request and was killed"
+                   if key in self._killed else "")
+            try:
+                record_end(exit_code, how)
+            except StudioError:   # deleted meanwhile
+                pass
+            log.info("Job %s ended with exit code %s", key, exit_code)
+
+        reaper = threading.Thread(target=reap, name=f"reap-{key}", daemon=True)
+        self._reapers[key] = reaper
+        reaper.start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             holder = self.lock.holder()
             if holder is not None and holder.pid == child.pid:
                 return
             if child.poll() is not None:
-                self._reapers[folder.run_id].join()
-                status = records.read_status(folder)
-                error = status.error or {}
-                raise StudioError(error.get("message") or status.message, error.get("fix", ""))
+                reaper.join()
+                raise failure()
             time.sleep(0.05)
-        raise JobBusyError(f"The job process of run '{folder.run_id}' did not start within "
-                           f"{START_TIMEOUT_S:.0f} s.", "See job.out in the run folder.")
+        raise JobBusyError(f"The job process for {key} did not start within {START_TIMEOUT_S:.0f} s.",
+                           f"See {output.name} in its folder.")
 
-    def _reap(self, folder: RunFolder, child: subprocess.Popen[bytes]) -> None:
-        """Wait for the job process (no zombie is left) and record how it ended if it could not."""
-        exit_code = child.wait()
-        how = (f"it did not stop within {self.stop_grace_s:.0f} s of the stop request and was killed"
-               if folder.run_id in self._killed else "")
-        try:
-            ended = records.record_process_end(self.workspace, folder, exit_code, how)
-            log.info("Job of run %s ended (exit code %s): %s", folder.run_id, exit_code, ended.state)
-        except StudioError:   # the run was deleted meanwhile
-            pass
+    def _kill_later(self, key: str, still_active: Callable[[], bool], record_end: Callable[[str], Any],
+                    fallback_pid: int | None) -> None:
+        """The hard stop: after the grace period, kill the job's processes if it is still active."""
+        def kill() -> None:
+            if not still_active():
+                return
+            log.warning("%s did not stop within %.0f s; killing its processes", key, self.stop_grace_s)
+            holder = self.lock.holder()   # the job's first process: with several ranks, their supervisor
+            self._killed.add(key)
+            kill_process_tree(holder.pid if holder and holder.job == key else fallback_pid)
+            if key not in self._reapers:   # a job started by an earlier studio: nobody else records its end
+                record_end(f"it did not stop within {self.stop_grace_s:.0f} s of the stop request and was killed")
 
-    def _kill_if_still_running(self, folder: RunFolder) -> None:
-        """The hard stop: kill the job's processes if the run is still active after the grace period."""
-        status = records.read_status(folder)
-        if not status.active:
-            return
-        log.warning("Run %s did not stop within %.0f s; killing its processes", folder.run_id, self.stop_grace_s)
-        holder = self.lock.holder()   # the job's first process: with several ranks, their supervisor
-        self._killed.add(folder.run_id)
-        kill_process_tree(holder.pid if holder and holder.run_id == folder.run_id else status.pid)
-        if folder.run_id not in self._reapers:   # a job started by an earlier studio: nobody else records it
-            records.record_process_end(self.workspace, folder, -9, f"it did not stop within "
-                                       f"{self.stop_grace_s:.0f} s of the stop request and was killed")
+        timer = threading.Timer(self.stop_grace_s, kill)
+        timer.daemon = True
+        timer.start()
+
+    def _wait(self, key: str, still_active: Callable[[], bool], timeout: float | None) -> bool:
+        reaper = self._reapers.get(key)
+        if reaper is not None:
+            reaper.join(timeout)
+            return not reaper.is_alive()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while still_active():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+
+def _failure(error: dict[str, str] | None, message: str) -> StudioError:
+    error = error or {}
+    return StudioError(error.get("message") or message, error.get("fix", ""))
 
 
 def kill_process_tree(pid: int | None) -> None:

@@ -1,10 +1,13 @@
-"""The job process: one training run from start to end, holding the device lock the whole time.
+"""The job process: one long job (a training run, an evaluation, an export…) from start to end, holding the
+device lock the whole time.
 
     python -m core.jobs.worker train RUN_ID --workspace DIR [--resume] [--processes N]
+    python -m core.jobs.worker job FOLDER --workspace DIR     (evaluation, export…: FOLDER/job.json says)
 
 The studio starts this in a session of its own (core.jobs.runner.JobManager), so a run outlives the
 browser, a crash of the studio and a studio restart; `lora-studio train` runs the same `train_run` in the
-foreground. Everything the run produces goes into its folder (core.runs.records).
+foreground. Everything a job produces goes into its folder (core.runs.records for training runs,
+core.jobs.status for the other kinds).
 
 With N processes, this process holds the lock and supervises `accelerate launch`, whose N ranks run
 `python -m core.jobs.worker train RUN_ID --rank` (gloo on a CPU, one process per GPU with CUDA). The lock
@@ -14,6 +17,7 @@ is taken before torch is imported, so the studio's start-up handshake is quick.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import socket
@@ -27,9 +31,11 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import StudioError, classify
+from core.jobs.status import JobFolder, JobRecorder
+from core.progress import Cancelled, Progress
 from core.runs import records
 from core.system.device_lock import DeviceLock
-from core.workspace import ASSETS_DIR, RunFolder, Workspace, read_json
+from core.workspace import ASSETS_DIR, RunFolder, Workspace, now_iso, read_json
 
 Echo = Callable[[str], None]
 
@@ -45,7 +51,7 @@ def train_run(workspace: Workspace, folder: RunFolder, resume: bool = False, pro
     written to status.json and raised as a StudioError."""
     recorder = records.RunRecorder(folder, echo=echo)
     try:
-        with DeviceLock(workspace).hold(f"training run '{folder.run_id}'", run_id=folder.run_id):
+        with DeviceLock(workspace).hold(f"training run '{folder.run_id}'", job=workspace.relative(folder.root)):
             recorder.update(state="queued", processes=processes, message="Starting")
             with stop_on_signals(echo) as stop_event:
                 if processes == 1:
@@ -118,7 +124,8 @@ def _run_as_launched_rank(workspace: Workspace, config: RunConfig | None, resume
             try:
                 folder = prepare.resumed_run(workspace, resume_id, changes) if resume_id else \
                     prepare.new_run(workspace, _given(config), state.num_processes)
-                held.enter_context(DeviceLock(workspace).hold(f"training run '{folder.run_id}'", run_id=folder.run_id))
+                held.enter_context(DeviceLock(workspace).hold(f"training run '{folder.run_id}'",
+                                                              job=workspace.relative(folder.root)))
                 outcome = [(folder.run_id, "")]
                 echo(f"Run {folder.run_id}: {folder.root}")
             except StudioError as error:
@@ -184,6 +191,51 @@ def _supervise_ranks(workspace: Workspace, folder: RunFolder, resume: bool, proc
     return read_json(folder.summary, {}) or {}
 
 
+# Long jobs besides training: the module that runs each kind. Each has
+#     run(workspace: Workspace, folder: Path, settings: dict, progress: core.progress.Progress) -> str
+# which writes its results into `folder` and returns a one-line summary. Imported only once the device
+# lock is held.
+JOB_KINDS: dict[str, str] = {}
+
+
+def run_other_job(workspace: Workspace, folder: JobFolder, echo: Echo | None = None) -> str:
+    """Run the job described by `folder`'s job.json, holding the device lock, and record how it ended."""
+    settings = read_json(folder.spec, {}) or {}
+    recorder = JobRecorder(folder)
+    try:
+        kind = settings.get("kind", "")
+        if kind not in JOB_KINDS:
+            raise StudioError(f"Unknown kind of job '{kind}' in {folder.spec}.", f"Known kinds: {', '.join(JOB_KINDS)}.")
+        with DeviceLock(workspace).hold(settings.get("title", kind), job=workspace.relative(folder.root)), \
+                stop_on_signals(echo) as stop_event:
+            recorder.update(state="running", started=now_iso(), message="Starting")
+            recorder.log(f"Started: {settings.get('title', kind)}")
+            progress = Progress(report=recorder.progress, log=_log_to(recorder, echo),
+                                stop_requested=lambda: stop_event.is_set() or folder.stop_request.exists())
+            summary = importlib.import_module(JOB_KINDS[kind]).run(workspace, folder.root, settings, progress)
+        recorder.update(state="finished", finished=now_iso(), eta_s=None, message=summary)
+        recorder.log(f"Finished: {summary}")
+        return summary
+    except Cancelled:
+        recorder.update(state="stopped", finished=now_iso(), eta_s=None, message="Cancelled on request.")
+        recorder.log("Cancelled on request")
+        raise
+    except BaseException as error:  # noqa: BLE001 - every failure ends up in status.json
+        failure = classify(error)
+        if not isinstance(error, StudioError):
+            recorder.log("".join(traceback.format_exception(error)))
+        recorder.fail(failure)
+        raise failure from error
+
+
+def _log_to(recorder: JobRecorder, echo: Echo | None) -> Echo:
+    def log(line: str) -> None:
+        recorder.log(line)
+        if echo:
+            echo(line)
+    return log
+
+
 def rank_command(workspace: Workspace, folder: RunFolder, resume: bool, processes: int) -> list[str]:
     """`accelerate launch` of `processes` ranks of this module: one per GPU with CUDA, gloo on a CPU."""
     import torch
@@ -201,17 +253,20 @@ def rank_command(workspace: Workspace, folder: RunFolder, resume: bool, processe
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.jobs.worker", description=__doc__.split("\n")[0])
-    parser.add_argument("kind", choices=["train"])
-    parser.add_argument("run_id")
+    parser.add_argument("kind", choices=["train", "job"], help="a training run, or another job (its job.json says which)")
+    parser.add_argument("target", help="the run's id (train), or the job's folder inside the workspace (job)")
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--rank", action="store_true", help="one rank under accelerate launch (no lock)")
     args = parser.parse_args(argv)
     workspace = Workspace.open(args.workspace)
-    folder = workspace.run_folder(args.run_id)
     echo = print if is_main_process() else None
     try:
+        if args.kind == "job":
+            run_other_job(workspace, JobFolder(workspace.root / args.target), echo)
+            return 0
+        folder = workspace.run_folder(args.target)
         if args.rank:
             with stop_on_signals() as stop_event:
                 run_job(folder, workspace, stop_event, args.resume, echo)

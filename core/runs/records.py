@@ -17,7 +17,6 @@ reported as 'interrupted' (resumable from its last checkpoint), never as running
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, fields
@@ -25,11 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import psutil
-
 from core.config import RunConfig, to_yaml
 from core.errors import StudioError, WorkspaceError
 from core.runs import metrics
+from core.system.processes import still_running, this_process
 from core.workspace import RunFolder, Workspace, atomic_write_json, atomic_write_text, now_iso, read_json
 
 RunState = Literal["queued", "running", "stopping", "finished", "stopped", "failed", "interrupted"]
@@ -73,22 +71,6 @@ class RunStatus:
         return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
-def _process_identity() -> tuple[int, float]:
-    pid = os.getpid()
-    return pid, psutil.Process(pid).create_time()
-
-
-def _owner_alive(pid: int | None, started: float | None) -> bool:
-    """The process that wrote the status still runs (same pid and start time; a zombie has ended)."""
-    if pid is None:
-        return False
-    try:
-        process = psutil.Process(pid)
-        return abs(process.create_time() - (started or 0.0)) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def _dated_name(config: RunConfig) -> str:
     model = Path(config.model.name).name or config.model.name
     return f"{model}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
@@ -116,7 +98,7 @@ def create(workspace: Workspace, config: RunConfig, run_id: str | None = None, p
     folder = workspace.run_folder(run_id)
     folder.root.mkdir(parents=True)
     save_config(folder, config)
-    pid, pid_started = _process_identity()
+    pid, pid_started = this_process()
     status = RunStatus(run_id=run_id, name=config.name or run_id, state="queued", created=now_iso(),
                        updated=now_iso(), message="Waiting to start", pid=pid, pid_started=pid_started,
                        processes=processes)
@@ -141,7 +123,7 @@ def load_config(folder: RunFolder) -> RunConfig:
 def read_status(folder: RunFolder) -> RunStatus:
     """The run's status as any process sees it ('interrupted' when its owner process is gone)."""
     status = _recorded_status(folder)
-    if status.active and not _owner_alive(status.pid, status.pid_started):
+    if status.active and not still_running(status.pid, status.pid_started):
         return _interrupted(status, latest_checkpoint(folder))
     if status.state == "running" and folder.stop_request.exists():
         return RunStatus(**{**status.to_json(), "state": "stopping", "message": "Stopping after the current step"})
@@ -239,7 +221,7 @@ class RunRecorder:
         if not self.enabled:
             return
         current = read_json(self.folder.status, {}) or {}
-        pid, pid_started = _process_identity()
+        pid, pid_started = this_process()
         atomic_write_json(self.folder.status, {**current, **changes, "pid": pid, "pid_started": pid_started,
                                                "updated": now_iso()})
 

@@ -5,7 +5,7 @@ jobs never fight over the same memory, and the one that has to wait is told who 
     lock = DeviceLock(workspace)
     with lock.hold("a chat reply"):     # raises DeviceBusyError naming the holder when it is taken
         ...
-    lock.holder()                       # Holder(purpose, pid, run_id, since) or None
+    lock.holder()                       # Holder(purpose, pid, since, job) or None
 
 The lock is an OS file lock (`filelock`, flock on Linux) on <workspace>/locks/device.lock, so the kernel
 releases it when its process ends in any way, SIGKILL included: a crashed job can never leave the device
@@ -21,31 +21,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 
-import psutil
 from filelock import FileLock, Timeout
 
 from core.errors import DeviceBusyError
+from core.system.processes import still_running, this_process
 from core.workspace import Workspace, atomic_write_json, now_iso, read_json
 
 
 @dataclass(frozen=True)
 class Holder:
-    """Who holds the device: what for (in words), which process, and the run when it is a training job."""
+    """Who holds the device: what for (in words), which process, and for a job its folder in the workspace
+    ("runs/faq-r16", "runs/faq-r16/evals/e1", …)."""
 
     purpose: str
     pid: int
     pid_started: float
     since: str
-    run_id: str | None = None
+    job: str | None = None
 
     @property
     def alive(self) -> bool:
-        try:
-            process = psutil.Process(self.pid)
-            return (abs(process.create_time() - self.pid_started) < 1.0
-                    and process.status() != psutil.STATUS_ZOMBIE)
-        except psutil.Error:
-            return False
+        return still_running(self.pid, self.pid_started)
+
+    @property
+    def run_id(self) -> str | None:
+        """The run being trained, when the job is a training run."""
+        parts = (self.job or "").split("/")
+        return parts[1] if len(parts) == 2 and parts[0] == "runs" else None
 
 
 class DeviceLock:
@@ -67,7 +69,7 @@ class DeviceLock:
         return None
 
     @contextmanager
-    def hold(self, purpose: str, timeout: float = 0.0, run_id: str | None = None) -> Iterator[None]:
+    def hold(self, purpose: str, timeout: float = 0.0, job: str | None = None) -> Iterator[None]:
         """Hold the device for `purpose`; waits up to `timeout` seconds, then raises DeviceBusyError."""
         acquired = (self._thread_lock.acquire(timeout=timeout) if timeout > 0
                     else self._thread_lock.acquire(blocking=False))
@@ -79,9 +81,8 @@ class DeviceLock:
             except Timeout:
                 raise self._busy() from None
             try:
-                process = psutil.Process()
-                atomic_write_json(self._holder_file, asdict(Holder(purpose, process.pid, process.create_time(),
-                                                                   now_iso(), run_id)))
+                pid, pid_started = this_process()
+                atomic_write_json(self._holder_file, asdict(Holder(purpose, pid, pid_started, now_iso(), job)))
                 yield
             finally:
                 self._holder_file.unlink(missing_ok=True)
