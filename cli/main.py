@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 # Offline by default: these must be set before gradio or huggingface_hub are imported anywhere.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -20,6 +21,10 @@ from core.errors import ConfigError, DataError, StudioError  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 
 EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
+
+# Areas with commands of their own live in cli/<area>.py, each with
+#     add_commands(commands, workspace_flag): add subparsers, each with set_defaults(handler=...)
+AREAS: tuple[ModuleType, ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,18 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     ui = commands.add_parser("ui", parents=[workspace_flag], help="start the studio in the browser (default)")
+    ui.set_defaults(handler=cmd_ui)
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860)
 
     commands.add_parser("prepare", parents=[workspace_flag],
-                        help="convert the default model and load the demo dataset (done once)")
-    commands.add_parser("doctor", parents=[workspace_flag], help="report versions, hardware and workspace state")
+                        help="convert the default model and load the demo dataset (done once)").set_defaults(handler=cmd_prepare)
+    commands.add_parser("doctor", parents=[workspace_flag],
+                        help="report versions, hardware and workspace state").set_defaults(handler=cmd_doctor)
 
     show = commands.add_parser("config", help="print a complete, validated run config as YAML")
+    show.set_defaults(handler=cmd_config)
     _add_config_inputs(show, file_required=False)
 
     train = commands.add_parser("train", parents=[workspace_flag],
                                 help="train a LoRA adapter, printing progress; the run folder is the last line")
+    train.set_defaults(handler=cmd_train)
     _add_config_inputs(train, file_required=False)
     train.add_argument("--resume", metavar="RUN_ID",
                        help="continue a stopped, failed or interrupted run from its last checkpoint; --set may "
@@ -65,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     estimate = commands.add_parser("estimate", parents=[workspace_flag],
                                    help="pre-flight figures (parameters, adapter size, memory, time) without loading weights")
+    estimate.set_defaults(handler=cmd_estimate)
     _add_config_inputs(estimate, file_required=False)
     estimate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     data_command = commands.add_parser("data", help="check or clean a dataset file (.jsonl, .json or .csv)")
+    data_command.set_defaults(handler=cmd_data)
     data_actions = data_command.add_subparsers(dest="data_action", required=True, parser_class=_Parser)
     for action, action_help in (("check", "validate a file and report what cleaning would do; writes nothing"),
                                 ("clean", "clean a file into --out DIR: data.jsonl, rejects.jsonl, report.json")):
@@ -88,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         step.add_argument("--mask-pii", action="store_true", help="replace e-mails, phone and ID numbers by placeholders")
         for role in ("prompt", "response", "system"):
             step.add_argument(f"--{role}-column", help=f"CSV column holding the {role}")
+    for area in AREAS:
+        area.add_commands(commands, workspace_flag)
     return parser
 
 
@@ -206,16 +219,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"config": cmd_config, "data": cmd_data, "doctor": cmd_doctor, "estimate": cmd_estimate, "prepare": cmd_prepare,
-            "train": cmd_train, "ui": cmd_ui}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:  # plain `lora-studio` starts the UI
         args = build_parser().parse_args(["ui", *(argv if argv is not None else sys.argv[1:])])
     try:
-        return COMMANDS[args.command](args)
+        return args.handler(args)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

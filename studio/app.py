@@ -49,9 +49,10 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                 configure.build(ctx, app, current_config)
             with gr.Tab("Train", id="train", elem_id="tab-train"):
                 train.build(ctx, app, current_config)
-            for name in ("Evaluate", "Rate"):
-                with gr.Tab(name, id=name.lower(), elem_id=f"tab-{name.lower()}"):
-                    planned.build(name)
+            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
+                planned.build("Evaluate")
+            with gr.Tab("Rate", id="rate", elem_id="tab-rate"):
+                planned.build("Rate")
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
                 chat.build(ctx)
             with gr.Tab("Export", id="export", elem_id="tab-export"):
