@@ -157,6 +157,13 @@ def _reply_spans(tokenizer: Any, messages: list[Message], source: str, text: str
     return spans
 
 
+def prompt_text(tokenizer: Any, messages: list[Message], template: TemplateName = "auto", system_prompt: str = "") -> str:
+    """The text a model sees when it starts its next reply to `messages` (the generation prompt included),
+    laid out exactly as training laid out its conversations."""
+    return _render(tokenizer, with_system_prompt(messages, system_prompt), template_source(tokenizer, template),
+                   add_generation_prompt=True)
+
+
 def tokenize_conversation(tokenizer: Any, messages: list[Message], template: TemplateName = "auto",
                           system_prompt: str = "") -> TokenizedConversation:
     """Render `messages` with the chat template and label the assistant replies (see the module doc).
