@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import plotly.graph_objects as go
 
 from core.data import cleaning, formats, splits, store
 from core.data.lengths import DEFAULT_MAX_TOKENS, LossPreview
+from core.data.reports import ContradictionGroup, LengthSample, StepReport, VersionReport
 from core.errors import DataError
 from core.models import modeling, templates
+from core.workspace import Workspace
 from studio.context import StudioContext
 from studio.errors import friendly
 
@@ -47,7 +50,20 @@ REASON_HELP = {
 NO_GROUPS = "No contradictions found: no question is answered in two different ways."
 GROUP_POLICIES = {cleaning.KEEP_ALL: "Keep all (flagged)", cleaning.KEEP_FIRST: "Keep the first row",
                   cleaning.DROP_ALL: "Drop all"}
-GROUPS_LISTED, GROUPS_IN_PICKER = 30, 500
+GROUPS_LISTED, GROUPS_IN_PICKER, HIDDEN_LINES_LISTED = 30, 500, 50
+
+
+@dataclass(frozen=True)
+class LastCheck:
+    """This session's last check: the version it looked at (the version picker's value) and what cleaning
+    would do to it. Contradiction choices made on it belong to that version only."""
+
+    version: str
+    report: StepReport
+
+    @property
+    def groups(self) -> list[ContradictionGroup]:
+        return self.report.contradiction_groups or []
 
 
 # ---------------------------------------------------------------- formatting (values → widgets)
@@ -64,48 +80,46 @@ def _flags(row: dict[str, Any]) -> str:
     return "; ".join(part for part in shown if part)
 
 
-def datasets_table(ctx: StudioContext) -> pd.DataFrame:
+def datasets_table(workspace: Workspace) -> pd.DataFrame:
     rows = [(d.name, d.id, f"v{d.latest_version}", d.rows, d.source_file, d.created)
-            for d in store.list_datasets(ctx.workspace)]
+            for d in store.list_datasets(workspace)]
     return pd.DataFrame(rows, columns=DATASET_COLUMNS)
 
 
-def dataset_choices(ctx: StudioContext) -> list[tuple[str, str]]:
-    return [(f"{d.name} ({d.id})", d.id) for d in store.list_datasets(ctx.workspace)]
+def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
+    return [(f"{d.name} ({d.id})", d.id) for d in store.list_datasets(workspace)]
 
 
-def version_choices(ctx: StudioContext, dataset_id: str | None) -> list[tuple[str, str]]:
+def version_choices(workspace: Workspace, dataset_id: str | None) -> list[tuple[str, str]]:
     """Newest first; each value names its dataset too ("demo-clinic-faq/v2"), so that picking another
     dataset always changes the version value and everything below follows."""
     if not dataset_id:
         return []
     return [(f"v{v.version} · {v.kind} · {v.rows + v.validation_rows} rows", f"{dataset_id}/v{v.version}")
-            for v in reversed(store.versions(ctx.workspace, dataset_id))]
+            for v in reversed(store.versions(workspace, dataset_id))]
 
 
-def version_markdown(ctx: StudioContext, dataset_id: str, version: int) -> str:
-    report = store.read_report(ctx.workspace, dataset_id, version)
-    folder = ctx.workspace.dataset_version_dir(dataset_id, version).relative_to(ctx.workspace.root)
-    made = {"upload": f"uploaded from `{report.get('source_file', '?')}`",
-            "clean": f"cleaned from v{report['parent']}", "restore": f"v{report['parent']} plus restored rows",
-            "split": f"v{report['parent']} split for training", "mix": f"v{report['parent']} mixed with "
-            f"{report['parameters'].get('other', '?')} at {':'.join(map(str, report['parameters'].get('ratio', [])))}"}
-    lines = [f"**v{version}** — {made.get(report['kind'], report['kind'])} · {report['kept']} rows · "
-             f"{report['rejected']} set aside by this step, {report['rejects_total']} rejects in all · "
-             f"sha256 `{report['sha256'][:12]}` · {report['created']}",
+def version_markdown(workspace: Workspace, report: VersionReport) -> str:
+    folder = workspace.dataset_version_dir(report.dataset, report.version).relative_to(workspace.root)
+    made = {"upload": f"uploaded from `{report.source_file or '?'}`", "clean": f"cleaned from v{report.parent}",
+            "restore": f"v{report.parent} plus restored rows", "split": f"v{report.parent} split for training",
+            "mix": f"v{report.parent} {report.note}"}
+    lines = [f"**v{report.version}** — {made.get(report.kind, report.kind)} · {report.kept} rows · "
+             f"{report.rejected} set aside by this step, {report.rejects_total} rejects in all · "
+             f"sha256 `{report.sha256[:12]}` · {report.created}",
              f"Train on `{folder / store.DATA_FILE}`"]
-    if "split" in report:
-        split = report["split"]
-        lines.append(f"Validate on `{folder / store.VALIDATION_FILE}` — {split['train']} train / "
-                     f"{split['validation']} validation, {split['kept_together']} rows kept with their "
-                     f"near-duplicates, **{split['leaks']} leaks**")
+    if report.split:
+        split = report.split
+        lines.append(f"Validate on `{folder / store.VALIDATION_FILE}` — {split.train} train / "
+                     f"{split.validation} validation, {split.kept_together} rows kept with their "
+                     f"near-duplicates, **{split.leaks} leaks**")
     return "\n\n".join(lines)
 
 
-def upload_markdown(report: dict[str, Any], rejects: list[dict[str, Any]]) -> str:
-    formats_seen = ", ".join(f"{count} {kind.replace('_', '/')}" for kind, count in report["record_formats"].items())
-    text = (f"### Read {report['rows_read']:,} rows from `{report['source_file']}`\n"
-            f"**{report['kept']:,} readable** ({formats_seen or 'none'}), **{report['rejected']:,} could not be read**. "
+def upload_markdown(report: VersionReport, rejects: list[dict[str, Any]]) -> str:
+    formats_seen = ", ".join(f"{count} {kind.replace('_', '/')}" for kind, count in (report.record_formats or {}).items())
+    text = (f"### Read {report.rows_read:,} rows from `{report.source_file}`\n"
+            f"**{report.kept:,} readable** ({formats_seen or 'none'}), **{report.rejected:,} could not be read**. "
             "The file is stored exactly as uploaded; nothing is dropped silently.")
     invalid = [row for row in rejects if "invalid" in row["reasons"]]
     if invalid:
@@ -115,17 +129,18 @@ def upload_markdown(report: dict[str, Any], rejects: list[dict[str, Any]]) -> st
     return text
 
 
-def counts_table(report: dict[str, Any]) -> pd.DataFrame:
-    rows = [(reason.replace("_", " "), count, REASON_HELP[reason]) for reason, count in report["reasons"].items()
+def counts_table(report: StepReport) -> pd.DataFrame:
+    flags = report.flags or {}
+    rows = [(reason.replace("_", " "), count, REASON_HELP[reason]) for reason, count in (report.reasons or {}).items()
             if reason != "invalid"]
-    rows += [("flagged: personal data", report["flags"].get("pii", 0), "kept, marked (masked if you chose so)"),
-             ("flagged: contradiction", report["flags"].get("contradiction", 0), "kept until you resolve the group"),
-             ("kept", report["kept"], f"of {report['rows_read']} rows")]
+    rows += [("flagged: personal data", flags.get("pii", 0), "kept, marked (masked if you chose so)"),
+             ("flagged: contradiction", flags.get("contradiction", 0), "kept until you resolve the group"),
+             ("kept", report.kept, f"of {report.rows_read} rows")]
     return pd.DataFrame(rows, columns=COUNT_COLUMNS)
 
 
-def group_choices(groups: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(f"{g['id']}: {_line_list(g['source_lines'])}", g["id"]) for g in groups[:GROUPS_IN_PICKER]]
+def group_choices(groups: list[ContradictionGroup]) -> list[tuple[str, str]]:
+    return [(f"{g.id}: {_line_list(g.source_lines)}", g.id) for g in groups[:GROUPS_IN_PICKER]]
 
 
 def _line_list(lines: list[int], shown: int = 6) -> str:
@@ -133,45 +148,45 @@ def _line_list(lines: list[int], shown: int = 6) -> str:
     return f"lines {listed}" if len(lines) <= shown else f"{len(lines)} rows, lines {listed}…"
 
 
-def resolution_choices(group: dict[str, Any]) -> list[tuple[str, str]]:
+def resolution_choices(group: ContradictionGroup) -> list[tuple[str, str]]:
     return ([(GROUP_POLICIES[cleaning.KEEP_ALL], cleaning.KEEP_ALL)]
-            + [(f"Keep line {row['source_line']} only", f"{cleaning.KEEP_LINE}{row['source_line']}") for row in group["rows"]]
+            + [(f"Keep line {row.source_line} only", f"{cleaning.KEEP_LINE}{row.source_line}") for row in group.rows]
             + [(GROUP_POLICIES[cleaning.DROP_ALL], cleaning.DROP_ALL)])
 
 
-def group_html(group: dict[str, Any]) -> str:
+def group_html(group: ContradictionGroup) -> str:
     cards = "".join(
         f"<div class='ds-card' style='flex:1;min-width:220px;border:1px solid #cbd5e1;border-radius:8px;padding:10px'>"
-        f"<div style='font-weight:700'>Line {row['source_line']}</div>"
-        f"<div style='margin-top:6px'><b>Prompt:</b> {html.escape(row['prompt'])}</div>"
-        f"<div style='margin-top:6px'><b>Response:</b> {html.escape(row['response'])}</div></div>"
-        for row in group["rows"])
-    hidden = len(group["source_lines"]) - len(group["rows"])
-    more = f"<div>… and {hidden} more rows: lines {', '.join(map(str, group['source_lines'][len(group['rows']):][:50]))}</div>" if hidden else ""
+        f"<div style='font-weight:700'>Line {row.source_line}</div>"
+        f"<div style='margin-top:6px'><b>Prompt:</b> {html.escape(row.prompt)}</div>"
+        f"<div style='margin-top:6px'><b>Response:</b> {html.escape(row.response)}</div></div>"
+        for row in group.rows)
+    hidden = group.source_lines[len(group.rows):]
+    more = (f"<div>… and {len(hidden)} more rows: lines {', '.join(map(str, hidden[:HIDDEN_LINES_LISTED]))}</div>"
+            if hidden else "")
     return f"<div id='ds-group-cards' style='display:flex;gap:12px;flex-wrap:wrap'>{cards}</div>{more}"
 
 
-def resolutions_markdown(groups: list[dict[str, Any]], resolutions: dict[str, str], policy: str) -> str:
+def resolutions_markdown(groups: list[ContradictionGroup], resolutions: dict[str, str], policy: str) -> str:
     if not groups:
         return NO_GROUPS
 
     def said(choice: str) -> str:
         return GROUP_POLICIES.get(choice, choice.replace(cleaning.KEEP_LINE, "keep line ")).lower()
 
-    lines = [f"- **{g['id']}** ({_line_list(g['source_lines'])}): {said(resolutions.get(g['id'], policy))}"
+    lines = [f"- **{g.id}** ({_line_list(g.source_lines)}): {said(resolutions.get(g.id, policy))}"
              for g in groups[:GROUPS_LISTED]]
     if len(groups) > GROUPS_LISTED:
         lines.append(f"- … {len(groups) - GROUPS_LISTED} more: {said(policy)} unless you resolve them one by one")
     return f"**{len(groups)} contradiction group(s)** — what saving will do:\n" + "\n".join(lines)
 
 
-def lengths_figure(report: dict[str, Any] | None) -> go.Figure:
+def lengths_figure(measured: LengthSample | None) -> go.Figure:
     figure = go.Figure()
-    measured = (report or {}).get("lengths")
     if measured:
-        figure.add_histogram(x=measured["prompt_tokens"], name="Prompt", opacity=0.7)
-        figure.add_histogram(x=measured["response_tokens"], name="Response", opacity=0.7)
-        sample = "" if measured["measured"] == measured["rows"] else f" (random {measured['measured']:,} of {measured['rows']:,})"
+        figure.add_histogram(x=measured.prompt_tokens, name="Prompt", opacity=0.7)
+        figure.add_histogram(x=measured.response_tokens, name="Response", opacity=0.7)
+        sample = f" (random {measured.measured:,} of {measured.rows:,})" if measured.sampled else ""
         title = f"Token lengths of the kept rows{sample}"
     else:
         title = "Token lengths appear after a check or a cleaning run"
@@ -200,7 +215,8 @@ def page_of(rows: list[dict[str, Any]], page: float) -> tuple[list[dict[str, Any
     number = min(max(1, int(page or 1)), pages)
     shown = rows[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
     first = (number - 1) * PAGE_SIZE + 1 if shown else 0
-    return shown, number, f"Rows {first}–{first + len(shown) - 1 if shown else 0} of {len(rows):,} · page {number} of {pages}"
+    last = first + len(shown) - 1 if shown else 0
+    return shown, number, f"Rows {first}–{last} of {len(rows):,} · page {number} of {pages}"
 
 
 def preview_html(previews: list[tuple[int, LossPreview]]) -> str:
@@ -221,6 +237,8 @@ def preview_html(previews: list[tuple[int, LossPreview]]) -> str:
               "</span> <span style='background:#e2e8f0;padding:2px 6px'>masked: no loss (prompt, template)</span></div>")
     return legend + "".join(parts)
 
+
+# ---------------------------------------------------------------- widget values → core arguments
 
 def _lines(text: str) -> list[int]:
     found = re.findall(r"\d+", text or "")
@@ -254,7 +272,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     version_summary = gr.Markdown(elem_id="ds-version-summary")
     with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
         table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
-    last_check = gr.State({})        # the last check's report (counts, groups) for this session
+    last_check = gr.State(None)      # LastCheck: the counts and groups the choices below are made on
     resolutions = gr.State({})       # contradiction group id → keep-all | drop-all | keep:<line>
     csv_upload = gr.State("")        # a CSV waiting for its column mapping
 
@@ -362,9 +380,9 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
 
     def show_version(dataset_id: str, number: int):
         """Updates for the datasets table, both dataset pickers and the version picker, selecting one version."""
-        choices = dataset_choices(ctx)
-        return (datasets_table(ctx), gr.update(choices=choices, value=dataset_id),
-                gr.update(choices=version_choices(ctx, dataset_id), value=f"{dataset_id}/v{number}"),
+        choices = dataset_choices(workspace)
+        return (datasets_table(workspace), gr.update(choices=choices, value=dataset_id),
+                gr.update(choices=version_choices(workspace, dataset_id), value=f"{dataset_id}/v{number}"),
                 gr.update(choices=choices))
 
     def matching(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
@@ -373,21 +391,21 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
 
     @friendly
     def list_datasets():
-        choices = dataset_choices(ctx)
-        return datasets_table(ctx), gr.update(choices=choices, value=choices[-1][1] if choices else None), gr.update(choices=choices)
+        choices = dataset_choices(workspace)
+        return (datasets_table(workspace), gr.update(choices=choices, value=choices[-1][1] if choices else None),
+                gr.update(choices=choices))
 
     @friendly
     def select_dataset(dataset_id: str):
-        choices = version_choices(ctx, dataset_id)
+        choices = version_choices(workspace, dataset_id)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     @friendly
     def select_version(selected: str | None):
         if not selected:
             return "", lengths_figure(None), 1, 1
-        dataset_id, number = _selected(selected)
-        report = store.read_report(workspace, dataset_id, number)
-        return version_markdown(ctx, dataset_id, number), lengths_figure(report), 1, 1
+        report = store.read_report(workspace, *_selected(selected))
+        return version_markdown(workspace, report), lengths_figure(report.lengths), 1, 1
 
     @friendly
     def upload_file(file_path: str | None, display_name: str):
@@ -419,15 +437,15 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         dataset_id, number = _selected(selected)
         cleaning_options, model_name = options(*settings_values)
         report = store.check_version(workspace, dataset_id, number, cleaning_options, model=model_name)
-        report["selected"] = selected   # the choices made on this check belong to this version only
-        groups = report["contradiction_groups"]
+        checked = LastCheck(str(selected), report)
+        groups = checked.groups
         first = groups[0] if groups else None
         counted = gr.update(value=counts_table(report), label=f"What cleaning would do to {selected}")
-        return (report, {}, counted, resolutions_markdown(groups, {}, cleaning_options.contradictions), gr.update(visible=bool(groups)),
-                gr.update(choices=group_choices(groups), value=first["id"] if first else None),
+        return (checked, {}, counted, resolutions_markdown(groups, {}, cleaning_options.contradictions),
+                gr.update(visible=bool(groups)), gr.update(choices=group_choices(groups), value=first.id if first else None),
                 group_html(first) if first else "",
                 gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None),
-                lengths_figure(report))
+                lengths_figure(report.lengths))
 
     @friendly
     def check_upload(csv_waiting: str, selected, *settings_values):
@@ -436,28 +454,29 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         return check_version(selected, *settings_values)
 
     @friendly
-    def show_group(group_id: str, report: dict, chosen: dict):
-        found = next((g for g in (report or {}).get("contradiction_groups", []) if g["id"] == group_id), None)
+    def show_group(group_id: str, checked: LastCheck | None, chosen: dict):
+        found = next((g for g in checked.groups if g.id == group_id), None) if checked else None
         if found is None:
             return "", gr.update(choices=[], value=None)
         return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
 
     @friendly
-    def resolve_group(group_id: str, choice: str, policy: str, report: dict, chosen: dict):
+    def resolve_group(group_id: str, choice: str, policy: str, checked: LastCheck | None, chosen: dict):
         updated = {**(chosen or {}), group_id: choice} if group_id and choice else dict(chosen or {})
-        return updated, resolutions_markdown((report or {}).get("contradiction_groups", []), updated, policy)
+        return updated, resolutions_markdown(checked.groups if checked else [], updated, policy)
 
     @friendly
     def save_version(selected, chosen, checked, *settings_values):
         dataset_id, number = _selected(selected)
-        if chosen and (checked or {}).get("selected") != selected:
-            raise DataError(f"The contradiction choices were made on {(checked or {}).get('selected')}, not {selected}.",
+        checked_version = checked.version if checked else None
+        if chosen and checked_version != selected:
+            raise DataError(f"The contradiction choices were made on {checked_version}, not {selected}.",
                             "Press 'Check this version' and resolve its groups again.")
         cleaning_options, model_name = options(*settings_values, chosen=chosen)
         created = store.clean_version(workspace, dataset_id, number, cleaning_options, model=model_name)
         report = store.read_report(workspace, dataset_id, created.version)
         return (*show_version(dataset_id, created.version),
-                f"✓ Saved **v{created.version}**: {report['kept']:,} rows kept, {report['rejected']:,} set aside "
+                f"✓ Saved **v{created.version}**: {report.kept:,} rows kept, {report.rejected:,} set aside "
                 "(browse them in Rejects; any of them can be restored).")
 
     @friendly
@@ -485,7 +504,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     def restore_rows(selected, lines_text):
         dataset_id, number = _selected(selected)
         created = store.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
-        restored = store.read_report(workspace, dataset_id, created.version)["restored"]
+        restored = store.read_report(workspace, dataset_id, created.version).restored
         return (*show_version(dataset_id, created.version),
                 f"✓ Restored {restored} row(s) into **v{created.version}**; later cleaning leaves them alone.", "")
 
@@ -493,10 +512,11 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     def split_rows(selected, share, seed_value):
         dataset_id, number = _selected(selected)
         created = store.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
-        figures = store.read_report(workspace, dataset_id, created.version)["split"]
+        figures = store.read_report(workspace, dataset_id, created.version).split
+        assert figures is not None   # a split version always records its figures
         return (*show_version(dataset_id, created.version),
-                f"✓ **v{created.version}**: {figures['train']:,} training and {figures['validation']:,} validation rows; "
-                f"leakage check: {figures['leaks']} validation prompts near-duplicate a training prompt.")
+                f"✓ **v{created.version}**: {figures.train:,} training and {figures.validation:,} validation rows; "
+                f"leakage check: {figures.leaks} validation prompts near-duplicate a training prompt.")
 
     @friendly
     def mix_rows(selected, other_selected, ratio_text, seed_value):
@@ -504,10 +524,11 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         other_id, other_number = _selected(other_selected)
         created = store.mix_versions(workspace, dataset_id, number, other_id, other_number,
                                     splits.parse_ratio(ratio_text), int(seed_value or 0))
-        figures = store.read_report(workspace, dataset_id, created.version)["mix"]
+        figures = store.read_report(workspace, dataset_id, created.version).mix
+        assert figures is not None   # a mixed version always records its figures
         return (*show_version(dataset_id, created.version),
-                f"✓ **v{created.version}**: {figures['base_rows']:,} rows of this version + {figures['other_rows']:,} "
-                f"from {other_id} v{other_number} ({figures['other_available']:,} available).")
+                f"✓ **v{created.version}**: {figures.base_rows:,} rows of this version + {figures.other_rows:,} "
+                f"from {other_id} v{other_number} ({figures.other_available:,} available).")
 
     @friendly
     def template_preview(selected, page, text, model_name, template_name):
