@@ -1,6 +1,9 @@
 """Data tab: upload a file, see what is wrong with it line by line, clean it into a new version (resolving
 contradictions), browse samples, token lengths and the chat template's loss mask, bring rejects back,
 split and mix. Every handler turns widget values into one core.data.store call and its result into updates.
+
+`build` lays out the pickers at the top, then one function per inner tab (upload & clean, browse, rejects,
+split & mix) builds its widgets and wires its events; what several of them share is passed in `Shared`.
 """
 
 from __future__ import annotations
@@ -255,7 +258,53 @@ def _selected(value: str | None) -> tuple[str, int]:
     return dataset_id, int(number)
 
 
+def _clean_options(steps: list[str] | None, near: float, question: float, min_chars: float | None,
+                   max_tokens: float | None, model: str | None, mask_pii: bool, policy: str | None,
+                   resolutions: dict[str, str] | None = None) -> tuple[cleaning.CleanOptions, str]:
+    """The cleaning settings (`CleaningSettings.widgets`, then the group policy) as options, and the model
+    that counts tokens."""
+    options = cleaning.CleanOptions(steps=tuple(steps or ()), near_duplicate_threshold=float(near),
+                                    same_question_threshold=float(question), min_response_chars=int(min_chars or 0),
+                                    max_tokens=int(max_tokens or DEFAULT_MAX_TOKENS), mask_pii=bool(mask_pii),
+                                    contradictions=policy or cleaning.KEEP_ALL, resolutions=dict(resolutions or {}))
+    return options, model or modeling.DEFAULT_MODEL
+
+
+def _matching(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    needle = (text or "").strip().casefold()
+    return [row for row in rows if any(needle in m["content"].casefold() for m in row["messages"])] if needle else rows
+
+
 # ---------------------------------------------------------------- the tab
+
+@dataclass(frozen=True)
+class Shared:
+    """What the sections of the tab share: the workspace and the components more than one of them updates."""
+
+    workspace: Workspace
+    table: gr.Dataframe
+    dataset: gr.Dropdown
+    version: gr.Dropdown      # its value ("demo-clinic-faq/v2") is what every section works on
+    other: gr.Dropdown        # the dataset to mix in (Split & mix); its choices follow the dataset list
+    lengths_plot: gr.Plot     # shown in Browse; redrawn by a check and by picking a version
+
+    @property
+    def pickers(self) -> list[gr.components.Component]:
+        """What `show_version` updates, in its order."""
+        return [self.table, self.dataset, self.version, self.other]
+
+    def versions_of(self, dataset_id: str | None) -> dict[str, Any]:
+        """A version picker's update for a dataset: its versions, the newest selected."""
+        choices = version_choices(self.workspace, dataset_id)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def show_version(self, dataset_id: str, number: int) -> tuple[Any, ...]:
+        """Updates for the datasets table, both dataset pickers and the version picker, selecting one version."""
+        choices = dataset_choices(self.workspace)
+        return (datasets_table(self.workspace), gr.update(choices=choices, value=dataset_id),
+                gr.update(choices=version_choices(self.workspace, dataset_id), value=f"{dataset_id}/v{number}"),
+                gr.update(choices=choices))
+
 
 def page_buttons(prefix: str) -> tuple[gr.Number, gr.Button, gr.Button]:
     """A page number with previous/next buttons (elem_ids ds-<prefix>-page, -prev, -next)."""
@@ -264,148 +313,147 @@ def page_buttons(prefix: str) -> tuple[gr.Number, gr.Button, gr.Button]:
             gr.Button("Next ▶", elem_id=f"ds-{prefix}-next", scale=1))
 
 
-def build(ctx: StudioContext, app: gr.Blocks) -> None:
-    workspace = ctx.workspace
-    with gr.Row():
-        dataset = gr.Dropdown(label="Dataset", elem_id="ds-dataset", scale=3)
-        version = gr.Dropdown(label="Version", elem_id="ds-version", scale=2)
-    version_summary = gr.Markdown(elem_id="ds-version-summary")
-    with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
-        table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
+def _wire_pages(page: gr.Number, previous: gr.Button, following: gr.Button, handler: Any,
+                inputs: list[Any], outputs: list[Any]) -> None:
+    """Previous/next change the page number at once (no queue), then show that page."""
+    def turn(step: int) -> Any:
+        return lambda number: max(1, int(number or 1) + step)
+
+    for button, step in ((previous, -1), (following, 1)):
+        event = str(button.elem_id).removeprefix("ds-").replace("-", "_")   # e.g. sample_next
+        button.click(turn(step), page, page, api_name=event, queue=False).then(
+            handler, inputs, outputs, api_name=f"{event}_rows", show_progress="hidden")
+
+
+@dataclass(frozen=True)
+class CleaningSettings:
+    steps: gr.CheckboxGroup
+    near: gr.Slider
+    question: gr.Slider
+    min_chars: gr.Number
+    max_tokens: gr.Number
+    model: gr.Dropdown        # its tokenizer and chat template count tokens (and show the loss mask in Browse)
+    mask_pii: gr.Checkbox
+
+    @property
+    def widgets(self) -> list[gr.components.Component]:
+        """In the order `_clean_options` takes them."""
+        return [self.steps, self.near, self.question, self.min_chars, self.max_tokens, self.model, self.mask_pii]
+
+
+def _cleaning_settings() -> CleaningSettings:
+    with gr.Accordion("Cleaning settings", open=False, elem_id="ds-settings"):
+        steps = gr.CheckboxGroup([(label, step) for step, label in STEP_LABELS.items()], value=list(cleaning.STEPS),
+                                 label="Steps", elem_id="ds-steps")
+        with gr.Row():
+            near = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Near-duplicate similarity",
+                             info="How alike two answers must be to count as one (1 = identical).",
+                             elem_id="ds-near-threshold")
+            question = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Same-question similarity",
+                                 info="How alike two prompts must be to count as the same question.",
+                                 elem_id="ds-question-threshold")
+        with gr.Row():
+            min_chars = gr.Number(value=2, precision=0, minimum=0, label="Shortest answer (characters)",
+                                  elem_id="ds-min-chars")
+            max_tokens = gr.Number(value=DEFAULT_MAX_TOKENS, precision=0, minimum=16, label="Longest row (tokens)",
+                                   elem_id="ds-max-tokens")
+            model = gr.Dropdown([(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)], value=modeling.DEFAULT_MODEL,
+                                allow_custom_value=True, label="Model (tokenizer and chat template)",
+                                info="Type a model folder or hub id to use another.", elem_id="ds-model")
+            mask_pii = gr.Checkbox(label="Mask personal data ([EMAIL], [PHONE]…)", elem_id="ds-mask-pii")
+    return CleaningSettings(steps, near, question, min_chars, max_tokens, model, mask_pii)
+
+
+@dataclass(frozen=True)
+class ContradictionPanel:
+    """Contradiction groups side by side, and how each is to be resolved."""
+
+    summary: gr.Markdown      # what saving will do to every group
+    panel: gr.Group           # shown when a check found groups
+    policy: gr.Radio          # for the groups not resolved one by one
+    group: gr.Dropdown
+    view: gr.HTML
+    choice: gr.Radio
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """What `after_check` updates, in its order."""
+        return [self.summary, self.panel, self.group, self.view, self.choice]
+
+    @staticmethod
+    def after_check(groups: list[ContradictionGroup], policy: str) -> tuple[Any, ...]:
+        """The panel showing a check's groups, the first one picked and nothing resolved yet."""
+        first = groups[0] if groups else None
+        return (resolutions_markdown(groups, {}, policy), gr.update(visible=first is not None),
+                gr.update(choices=group_choices(groups), value=first.id if first else None),
+                group_html(first) if first else "",
+                gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None))
+
+
+def _contradiction_panel(last_check: gr.State, resolutions: gr.State) -> ContradictionPanel:
+    """The panel, wired: picking a group shows it; a choice (or the policy) updates `resolutions`."""
+    summary = gr.Markdown(elem_id="ds-groups-summary")
+    with gr.Group(visible=False, elem_id="ds-group-panel") as panel:
+        policy = gr.Radio([(label, key) for key, label in GROUP_POLICIES.items()], value=cleaning.KEEP_ALL,
+                          label="Groups you do not resolve one by one", elem_id="ds-group-policy")
+        group = gr.Dropdown(label="Contradiction group", elem_id="ds-group")
+        view = gr.HTML(elem_id="ds-group-view")
+        choice = gr.Radio(label="Resolve this group", elem_id="ds-group-choice")
+
+    @friendly
+    def show_group(group_id: str, checked: LastCheck | None, chosen: dict[str, str]):
+        found = next((g for g in checked.groups if g.id == group_id), None) if checked else None
+        if found is None:
+            return "", gr.update(choices=[], value=None)
+        return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
+
+    @friendly
+    def resolve_group(group_id: str, resolution: str, policy_value: str, checked: LastCheck | None,
+                      chosen: dict[str, str]):
+        updated = {**(chosen or {}), group_id: resolution} if group_id and resolution else dict(chosen or {})
+        return updated, resolutions_markdown(checked.groups if checked else [], updated, policy_value)
+
+    group.change(show_group, [group, last_check, resolutions], [view, choice], api_name="show_group",
+                 show_progress="hidden")
+    gr.on([choice.input, policy.input], resolve_group, [group, choice, policy, last_check, resolutions],
+          [resolutions, summary], api_name="resolve_group", show_progress="hidden")
+    return ContradictionPanel(summary, panel, policy, group, view, choice)
+
+
+def _upload_and_clean(shared: Shared) -> gr.Dropdown:
+    """Upload (with a column mapping for CSV files), check what cleaning would do, resolve contradiction
+    groups side by side, save a cleaned version. Returns the model picker, which the template preview uses too."""
+    workspace, version = shared.workspace, shared.version
     last_check = gr.State(None)      # LastCheck: the counts and groups the choices below are made on
     resolutions = gr.State({})       # contradiction group id → keep-all | drop-all | keep:<line>
     csv_upload = gr.State("")        # a CSV waiting for its column mapping
 
-    with gr.Tabs(elem_id="ds-tabs"):
-        with gr.Tab("Upload & clean", id="ds-clean", elem_id="ds-clean-tab"):
-            with gr.Row():
-                upload = gr.File(label="Upload a dataset (.jsonl, .json or .csv)", file_types=[".jsonl", ".json", ".csv"],
-                                 elem_id="ds-upload", scale=3)
-                name = gr.Textbox(label="Name (optional)", placeholder="e.g. Clinic FAQ 2024", elem_id="ds-name", scale=2)
-            with gr.Group(visible=False, elem_id="ds-csv-mapping") as csv_mapping:
-                gr.Markdown("This is a CSV file: choose which columns hold the conversation.")
-                with gr.Row():
-                    csv_prompt = gr.Dropdown(label="Prompt column", elem_id="ds-csv-prompt")
-                    csv_response = gr.Dropdown(label="Response column", elem_id="ds-csv-response")
-                    csv_system = gr.Dropdown(label="System column (optional)", elem_id="ds-csv-system")
-                csv_import = gr.Button("Import CSV", variant="primary", elem_id="ds-csv-import")
-            upload_report = gr.Markdown(elem_id="ds-upload-report")
-            with gr.Accordion("Cleaning settings", open=False, elem_id="ds-settings"):
-                steps = gr.CheckboxGroup([(label, step) for step, label in STEP_LABELS.items()], value=list(cleaning.STEPS),
-                                         label="Steps", elem_id="ds-steps")
-                with gr.Row():
-                    near = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Near-duplicate similarity",
-                                     info="How alike two answers must be to count as one (1 = identical).",
-                                     elem_id="ds-near-threshold")
-                    question = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Same-question similarity",
-                                         info="How alike two prompts must be to count as the same question.",
-                                         elem_id="ds-question-threshold")
-                with gr.Row():
-                    min_chars = gr.Number(value=2, precision=0, minimum=0, label="Shortest answer (characters)",
-                                          elem_id="ds-min-chars")
-                    max_tokens = gr.Number(value=DEFAULT_MAX_TOKENS, precision=0, minimum=16, label="Longest row (tokens)",
-                                           elem_id="ds-max-tokens")
-                    model = gr.Dropdown([(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)], value=modeling.DEFAULT_MODEL,
-                                        allow_custom_value=True, label="Model (tokenizer and chat template)",
-                                        info="Type a model folder or hub id to use another.", elem_id="ds-model")
-                    mask_pii = gr.Checkbox(label="Mask personal data ([EMAIL], [PHONE]…)", elem_id="ds-mask-pii")
-            check = gr.Button("Check this version", elem_id="ds-check")
-            counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
-            groups_summary = gr.Markdown(elem_id="ds-groups-summary")
-            with gr.Group(visible=False, elem_id="ds-group-panel") as group_panel:
-                group_policy = gr.Radio([(label, policy) for policy, label in GROUP_POLICIES.items()],
-                                        value=cleaning.KEEP_ALL, label="Groups you do not resolve one by one",
-                                        elem_id="ds-group-policy")
-                group = gr.Dropdown(label="Contradiction group", elem_id="ds-group")
-                group_view = gr.HTML(elem_id="ds-group-view")
-                group_choice = gr.Radio(label="Resolve this group", elem_id="ds-group-choice")
-            save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
-            save_report = gr.Markdown(elem_id="ds-save-report")
+    with gr.Row():
+        upload = gr.File(label="Upload a dataset (.jsonl, .json or .csv)", file_types=[".jsonl", ".json", ".csv"],
+                         elem_id="ds-upload", scale=3)
+        name = gr.Textbox(label="Name (optional)", placeholder="e.g. Clinic FAQ 2024", elem_id="ds-name", scale=2)
+    with gr.Group(visible=False, elem_id="ds-csv-mapping") as csv_mapping:
+        gr.Markdown("This is a CSV file: choose which columns hold the conversation.")
+        with gr.Row():
+            csv_prompt = gr.Dropdown(label="Prompt column", elem_id="ds-csv-prompt")
+            csv_response = gr.Dropdown(label="Response column", elem_id="ds-csv-response")
+            csv_system = gr.Dropdown(label="System column (optional)", elem_id="ds-csv-system")
+        csv_import = gr.Button("Import CSV", variant="primary", elem_id="ds-csv-import")
+    upload_report = gr.Markdown(elem_id="ds-upload-report")
+    cleaning_settings = _cleaning_settings()
+    check = gr.Button("Check this version", elem_id="ds-check")
+    counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
+    contradictions = _contradiction_panel(last_check, resolutions)
+    save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
+    save_report = gr.Markdown(elem_id="ds-save-report")
+    settings = [*cleaning_settings.widgets, contradictions.policy]
+    check_outputs = [last_check, resolutions, counts, *contradictions.outputs, shared.lengths_plot]
 
-        with gr.Tab("Browse", id="ds-browse", elem_id="ds-browse-tab"):
-            lengths_plot = gr.Plot(elem_id="ds-lengths", label="Token lengths")
-            with gr.Row():
-                search = gr.Textbox(label="Find text", placeholder="a word in the prompt or answer", elem_id="ds-search", scale=3)
-                sample_page, sample_prev, sample_next = page_buttons("sample")
-            sample_info = gr.Markdown(elem_id="ds-sample-info")
-            samples = gr.Dataframe(headers=SAMPLE_COLUMNS, interactive=False, wrap=True, elem_id="ds-samples")
-            with gr.Row():
-                template = gr.Dropdown(["auto", *templates.BUILTIN_TEMPLATES], value="auto", label="Chat template",
-                                       elem_id="ds-template", scale=2)
-                preview_button = gr.Button("Preview the template on this page's first 3 rows", elem_id="ds-preview-button",
-                                           scale=3)
-            preview = gr.HTML(elem_id="ds-template-preview")
-
-        with gr.Tab("Rejects", id="ds-rejects", elem_id="ds-rejects-tab"):
-            with gr.Row():
-                reason = gr.Dropdown([("All reasons", "")] + [(r.replace("_", " "), r) for r in cleaning.REASONS], value="",
-                                     label="Reason", elem_id="ds-reject-reason", scale=2)
-                reject_page, reject_prev, reject_next = page_buttons("reject")
-            reject_info = gr.Markdown(elem_id="ds-reject-info")
-            rejects = gr.Dataframe(headers=REJECT_COLUMNS, interactive=False, wrap=True, elem_id="ds-rejects")
-            with gr.Row():
-                restore_lines = gr.Textbox(label="Lines to restore", placeholder="e.g. 31, 84 — or click rows above",
-                                           elem_id="ds-restore-lines", scale=3)
-                restore = gr.Button("Restore into a new version", variant="primary", elem_id="ds-restore", scale=1)
-            restore_report = gr.Markdown(elem_id="ds-restore-report")
-
-        with gr.Tab("Split & mix", id="ds-split", elem_id="ds-split-tab"):
-            gr.Markdown("**Split** holds out rows for validation. Rows whose prompts are near-duplicates stay on "
-                        "one side, so validation never tests what training has already seen.")
-            with gr.Row():
-                validation_ratio = gr.Slider(0.02, 0.5, value=0.1, step=0.01, label="Validation share",
-                                             elem_id="ds-validation-ratio")
-                seed = gr.Number(value=0, precision=0, label="Seed (same seed, same split)", elem_id="ds-seed")
-                split = gr.Button("Split into a new version", variant="primary", elem_id="ds-split-button")
-            gr.Markdown("**Mix** adds rows of another dataset (e.g. hard examples) so that they make up a share of "
-                        "the result: 8:2 keeps every row of this version and adds a quarter as many from the other "
-                        "(repeating them if there are too few).")
-            with gr.Row():
-                other = gr.Dropdown(label="Other dataset", elem_id="ds-mix-other")
-                other_version = gr.Dropdown(label="Its version", elem_id="ds-mix-other-version")
-                ratio = gr.Textbox(value="8:2", label="Ratio (this : other)", elem_id="ds-mix-ratio")
-                mix = gr.Button("Mix into a new version", variant="primary", elem_id="ds-mix-button")
-            split_report = gr.Markdown(elem_id="ds-split-report")
-
-    # ------------------------------------------------------------ handlers
-
-    def options(step_values, near_value, question_value, min_value, max_value, model_name, mask_value, policy,
-                chosen=None) -> tuple[cleaning.CleanOptions, str]:
-        """The cleaning settings widgets (in `settings` order) as options, and the model that counts tokens."""
-        return cleaning.CleanOptions(steps=tuple(step_values or ()), near_duplicate_threshold=float(near_value),
-                                     same_question_threshold=float(question_value), min_response_chars=int(min_value or 0),
-                                     max_tokens=int(max_value or DEFAULT_MAX_TOKENS), mask_pii=bool(mask_value),
-                                     contradictions=policy or cleaning.KEEP_ALL,
-                                     resolutions=dict(chosen or {})), model_name or modeling.DEFAULT_MODEL
-
-    def show_version(dataset_id: str, number: int):
-        """Updates for the datasets table, both dataset pickers and the version picker, selecting one version."""
-        choices = dataset_choices(workspace)
-        return (datasets_table(workspace), gr.update(choices=choices, value=dataset_id),
-                gr.update(choices=version_choices(workspace, dataset_id), value=f"{dataset_id}/v{number}"),
-                gr.update(choices=choices))
-
-    def matching(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-        needle = (text or "").strip().casefold()
-        return [row for row in rows if any(needle in m["content"].casefold() for m in row["messages"])] if needle else rows
-
-    @friendly
-    def list_datasets():
-        choices = dataset_choices(workspace)
-        return (datasets_table(workspace), gr.update(choices=choices, value=choices[-1][1] if choices else None),
-                gr.update(choices=choices))
-
-    @friendly
-    def select_dataset(dataset_id: str):
-        choices = version_choices(workspace, dataset_id)
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-    @friendly
-    def select_version(selected: str | None):
-        if not selected:
-            return "", lengths_figure(None), 1, 1
-        report = store.read_report(workspace, *_selected(selected))
-        return version_markdown(workspace, report), lengths_figure(report.lengths), 1, 1
+    def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
+        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
+        message = upload_markdown(store.read_report(workspace, created.dataset_id, 1),
+                                  store.read_rejects(workspace, created.dataset_id, 1))
+        return (*shared.show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
 
     @friendly
     def upload_file(file_path: str | None, display_name: str):
@@ -426,73 +474,109 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
             raise DataError("No CSV file is waiting to be imported.", "Upload the CSV file first.")
         return import_rows(file_path, display_name, formats.CsvMapping(prompt_column, response_column, system_column or None))
 
-    def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
-        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
-        message = upload_markdown(store.read_report(workspace, created.dataset_id, 1),
-                                  store.read_rejects(workspace, created.dataset_id, 1))
-        return (*show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
-
     @friendly
-    def check_version(selected, *settings_values):
-        dataset_id, number = _selected(selected)
-        cleaning_options, model_name = options(*settings_values)
-        report = store.check_version(workspace, dataset_id, number, cleaning_options, model=model_name)
+    def check_version(selected: str | None, *settings_values: Any):
+        options, model_name = _clean_options(*settings_values)
+        report = store.check_version(workspace, *_selected(selected), options, model=model_name)
         checked = LastCheck(str(selected), report)
-        groups = checked.groups
-        first = groups[0] if groups else None
         counted = gr.update(value=counts_table(report), label=f"What cleaning would do to {selected}")
-        return (checked, {}, counted, resolutions_markdown(groups, {}, cleaning_options.contradictions),
-                gr.update(visible=bool(groups)), gr.update(choices=group_choices(groups), value=first.id if first else None),
-                group_html(first) if first else "",
-                gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None),
+        return (checked, {}, counted, *ContradictionPanel.after_check(checked.groups, options.contradictions),
                 lengths_figure(report.lengths))
 
     @friendly
-    def check_upload(csv_waiting: str, selected, *settings_values):
+    def check_upload(csv_waiting: str, selected: str | None, *settings_values: Any):
         if csv_waiting:   # an upload that still needs its column mapping: nothing new to check yet
-            return (*[gr.update()] * 8, gr.update())
+            return tuple(gr.update() for _ in check_outputs)
         return check_version(selected, *settings_values)
 
     @friendly
-    def show_group(group_id: str, checked: LastCheck | None, chosen: dict):
-        found = next((g for g in checked.groups if g.id == group_id), None) if checked else None
-        if found is None:
-            return "", gr.update(choices=[], value=None)
-        return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
-
-    @friendly
-    def resolve_group(group_id: str, choice: str, policy: str, checked: LastCheck | None, chosen: dict):
-        updated = {**(chosen or {}), group_id: choice} if group_id and choice else dict(chosen or {})
-        return updated, resolutions_markdown(checked.groups if checked else [], updated, policy)
-
-    @friendly
-    def save_version(selected, chosen, checked, *settings_values):
+    def save_version(selected: str | None, chosen: dict[str, str], checked: LastCheck | None, *settings_values: Any):
         dataset_id, number = _selected(selected)
         checked_version = checked.version if checked else None
         if chosen and checked_version != selected:
             raise DataError(f"The contradiction choices were made on {checked_version}, not {selected}.",
                             "Press 'Check this version' and resolve its groups again.")
-        cleaning_options, model_name = options(*settings_values, chosen=chosen)
-        created = store.clean_version(workspace, dataset_id, number, cleaning_options, model=model_name)
+        options, model_name = _clean_options(*settings_values, resolutions=chosen)
+        created = store.clean_version(workspace, dataset_id, number, options, model=model_name)
         report = store.read_report(workspace, dataset_id, created.version)
-        return (*show_version(dataset_id, created.version),
+        return (*shared.show_version(dataset_id, created.version),
                 f"✓ Saved **v{created.version}**: {report.kept:,} rows kept, {report.rejected:,} set aside "
                 "(browse them in Rejects; any of them can be restored).")
 
-    @friendly
-    def sample_rows(selected, page, text):
-        if not selected:
-            return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
-        shown, number, info = page_of(matching(store.read_rows(workspace, *_selected(selected)), text), page)
-        return rows_table(shown), number, info
+    upload_outputs = [*shared.pickers, csv_mapping, csv_upload, csv_prompt, csv_response, csv_system, upload_report]
+    upload.upload(upload_file, [upload, name], upload_outputs, api_name="upload_dataset").success(
+        check_upload, [csv_upload, version, *settings], check_outputs, api_name="check_upload")
+    csv_import.click(import_csv, [csv_upload, name, csv_prompt, csv_response, csv_system], upload_outputs,
+                     api_name="import_csv").success(check_version, [version, *settings], check_outputs,
+                                                    api_name="check_csv_upload")
+    check.click(check_version, [version, *settings], check_outputs, api_name="check_dataset")
+    save.click(save_version, [version, resolutions, last_check, *settings], [*shared.pickers, save_report],
+               api_name="save_clean_version")
+    return cleaning_settings.model
+
+
+def _browse(shared: Shared, model: gr.Dropdown) -> gr.Number:
+    """Token-length histograms, a searchable page of rows, and the chat template's loss mask on them.
+    Returns the page number, which picking a version resets."""
+    workspace, version = shared.workspace, shared.version
+    shared.lengths_plot.render()
+    with gr.Row():
+        search = gr.Textbox(label="Find text", placeholder="a word in the prompt or answer", elem_id="ds-search", scale=3)
+        page, previous, following = page_buttons("sample")
+    info = gr.Markdown(elem_id="ds-sample-info")
+    samples = gr.Dataframe(headers=SAMPLE_COLUMNS, interactive=False, wrap=True, elem_id="ds-samples")
+    with gr.Row():
+        template = gr.Dropdown(["auto", *templates.BUILTIN_TEMPLATES], value="auto", label="Chat template",
+                               elem_id="ds-template", scale=2)
+        preview_button = gr.Button("Preview the template on this page's first 3 rows", elem_id="ds-preview-button",
+                                   scale=3)
+    preview = gr.HTML(elem_id="ds-template-preview")
 
     @friendly
-    def reject_rows(selected, reason_value, page):
+    def sample_rows(selected: str | None, page_number: float, text: str):
+        if not selected:
+            return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
+        shown, number, described = page_of(_matching(store.read_rows(workspace, *_selected(selected)), text), page_number)
+        return rows_table(shown), number, described
+
+    @friendly
+    def template_preview(selected: str | None, page_number: float, text: str, model_name: str, template_name: str):
+        shown = page_of(_matching(store.read_rows(workspace, *_selected(selected)), text), page_number)[0][:3]
+        counter = store.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
+        return preview_html([(row["source_line"], counter.preview(row["messages"])) for row in shown])
+
+    inputs, outputs = [version, page, search], [samples, page, info]
+    gr.on([version.change, page.submit, search.submit], sample_rows, inputs, outputs, api_name="sample_rows",
+          show_progress="hidden")
+    _wire_pages(page, previous, following, sample_rows, inputs, outputs)
+    preview_button.click(template_preview, [version, page, search, model, template], preview, api_name="template_preview")
+    return page
+
+
+def _rejects(shared: Shared) -> gr.Number:
+    """Every row set aside in the version's lineage, by reason, and restoring chosen ones into a new version.
+    Returns the page number, which picking a version resets."""
+    workspace, version = shared.workspace, shared.version
+    with gr.Row():
+        reason = gr.Dropdown([("All reasons", "")] + [(r.replace("_", " "), r) for r in cleaning.REASONS], value="",
+                             label="Reason", elem_id="ds-reject-reason", scale=2)
+        page, previous, following = page_buttons("reject")
+    info = gr.Markdown(elem_id="ds-reject-info")
+    rejects = gr.Dataframe(headers=REJECT_COLUMNS, interactive=False, wrap=True, elem_id="ds-rejects")
+    with gr.Row():
+        restore_lines = gr.Textbox(label="Lines to restore", placeholder="e.g. 31, 84 — or click rows above",
+                                   elem_id="ds-restore-lines", scale=3)
+        restore = gr.Button("Restore into a new version", variant="primary", elem_id="ds-restore", scale=1)
+    restore_report = gr.Markdown(elem_id="ds-restore-report")
+
+    @friendly
+    def reject_rows(selected: str | None, reason_value: str, page_number: float):
         if not selected:
             return pd.DataFrame(columns=REJECT_COLUMNS), 1, ""
         rows = store.read_rejects(workspace, *_selected(selected))
-        shown, number, info = page_of([row for row in rows if not reason_value or reason_value in row["reasons"]], page)
-        return rejects_table(shown), number, info
+        shown, number, described = page_of([row for row in rows if not reason_value or reason_value in row["reasons"]],
+                                           page_number)
+        return rejects_table(shown), number, described
 
     @friendly
     def pick_reject(current: str, event: gr.SelectData):
@@ -501,87 +585,108 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         return ", ".join(picked if line in picked or not line.isdigit() else [*picked, line])
 
     @friendly
-    def restore_rows(selected, lines_text):
+    def restore_rows(selected: str | None, lines_text: str):
         dataset_id, number = _selected(selected)
         created = store.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
         restored = store.read_report(workspace, dataset_id, created.version).restored
-        return (*show_version(dataset_id, created.version),
+        return (*shared.show_version(dataset_id, created.version),
                 f"✓ Restored {restored} row(s) into **v{created.version}**; later cleaning leaves them alone.", "")
 
+    inputs, outputs = [version, reason, page], [rejects, page, info]
+    gr.on([version.change, reason.change, page.submit], reject_rows, inputs, outputs, api_name="reject_rows",
+          show_progress="hidden")
+    _wire_pages(page, previous, following, reject_rows, inputs, outputs)
+    rejects.select(pick_reject, restore_lines, restore_lines, api_name="pick_reject", show_progress="hidden")
+    restore.click(restore_rows, [version, restore_lines], [*shared.pickers, restore_report, restore_lines],
+                  api_name="restore_rejects")
+    return page
+
+
+def _split_and_mix(shared: Shared) -> None:
+    """Hold out validation rows without leaks, or mix another dataset's rows in at a ratio."""
+    workspace, version = shared.workspace, shared.version
+    gr.Markdown("**Split** holds out rows for validation. Rows whose prompts are near-duplicates stay on "
+                "one side, so validation never tests what training has already seen.")
+    with gr.Row():
+        validation_ratio = gr.Slider(0.02, 0.5, value=0.1, step=0.01, label="Validation share",
+                                     elem_id="ds-validation-ratio")
+        seed = gr.Number(value=0, precision=0, label="Seed (same seed, same split)", elem_id="ds-seed")
+        split = gr.Button("Split into a new version", variant="primary", elem_id="ds-split-button")
+    gr.Markdown("**Mix** adds rows of another dataset (e.g. hard examples) so that they make up a share of "
+                "the result: 8:2 keeps every row of this version and adds a quarter as many from the other "
+                "(repeating them if there are too few).")
+    with gr.Row():
+        shared.other.render()
+        other_version = gr.Dropdown(label="Its version", elem_id="ds-mix-other-version")
+        ratio = gr.Textbox(value="8:2", label="Ratio (this : other)", elem_id="ds-mix-ratio")
+        mix = gr.Button("Mix into a new version", variant="primary", elem_id="ds-mix-button")
+    split_report = gr.Markdown(elem_id="ds-split-report")
+
     @friendly
-    def split_rows(selected, share, seed_value):
+    def split_rows(selected: str | None, share: float, seed_value: float | None):
         dataset_id, number = _selected(selected)
         created = store.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
         figures = store.read_report(workspace, dataset_id, created.version).split
         assert figures is not None   # a split version always records its figures
-        return (*show_version(dataset_id, created.version),
+        return (*shared.show_version(dataset_id, created.version),
                 f"✓ **v{created.version}**: {figures.train:,} training and {figures.validation:,} validation rows; "
+                f"{figures.kept_together:,} kept on one side with their near-duplicates; "
                 f"leakage check: {figures.leaks} validation prompts near-duplicate a training prompt.")
 
     @friendly
-    def mix_rows(selected, other_selected, ratio_text, seed_value):
+    def mix_rows(selected: str | None, other_selected: str | None, ratio_text: str, seed_value: float | None):
         dataset_id, number = _selected(selected)
         other_id, other_number = _selected(other_selected)
         created = store.mix_versions(workspace, dataset_id, number, other_id, other_number,
-                                    splits.parse_ratio(ratio_text), int(seed_value or 0))
+                                     splits.parse_ratio(ratio_text), int(seed_value or 0))
         figures = store.read_report(workspace, dataset_id, created.version).mix
         assert figures is not None   # a mixed version always records its figures
-        return (*show_version(dataset_id, created.version),
+        return (*shared.show_version(dataset_id, created.version),
                 f"✓ **v{created.version}**: {figures.base_rows:,} rows of this version + {figures.other_rows:,} "
                 f"from {other_id} v{other_number} ({figures.other_available:,} available).")
 
+    split.click(split_rows, [version, validation_ratio, seed], [*shared.pickers, split_report], api_name="split_dataset")
+    shared.other.change(friendly(shared.versions_of), shared.other, other_version, api_name="select_other",
+                        show_progress="hidden")
+    mix.click(mix_rows, [version, other_version, ratio, seed], [*shared.pickers, split_report], api_name="mix_datasets")
+
+
+def build(ctx: StudioContext, app: gr.Blocks) -> None:
+    workspace = ctx.workspace
+    with gr.Row():
+        dataset = gr.Dropdown(label="Dataset", elem_id="ds-dataset", scale=3)
+        version = gr.Dropdown(label="Version", elem_id="ds-version", scale=2)
+    version_summary = gr.Markdown(elem_id="ds-version-summary")
+    with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
+        table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
+    shared = Shared(workspace, table, dataset, version,
+                    other=gr.Dropdown(label="Other dataset", elem_id="ds-mix-other", render=False),
+                    lengths_plot=gr.Plot(elem_id="ds-lengths", label="Token lengths", render=False))
+
+    with gr.Tabs(elem_id="ds-tabs"):
+        with gr.Tab("Upload & clean", id="ds-clean", elem_id="ds-clean-tab"):
+            model = _upload_and_clean(shared)
+        with gr.Tab("Browse", id="ds-browse", elem_id="ds-browse-tab"):
+            sample_page = _browse(shared, model)
+        with gr.Tab("Rejects", id="ds-rejects", elem_id="ds-rejects-tab"):
+            reject_page = _rejects(shared)
+        with gr.Tab("Split & mix", id="ds-split", elem_id="ds-split-tab"):
+            _split_and_mix(shared)
+
     @friendly
-    def template_preview(selected, page, text, model_name, template_name):
-        shown = page_of(matching(store.read_rows(workspace, *_selected(selected)), text), page)[0][:3]
-        counter = store.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
-        return preview_html([(row["source_line"], counter.preview(row["messages"])) for row in shown])
+    def list_datasets():
+        choices = dataset_choices(workspace)
+        return (datasets_table(workspace), gr.update(choices=choices, value=choices[-1][1] if choices else None),
+                gr.update(choices=choices))
 
-    # ------------------------------------------------------------ events
+    @friendly
+    def select_version(selected: str | None):
+        if not selected:
+            return "", lengths_figure(None), 1, 1
+        report = store.read_report(workspace, *_selected(selected))
+        return version_markdown(workspace, report), lengths_figure(report.lengths), 1, 1
 
-    picked = [table, dataset, version, other]
-    check_outputs = [last_check, resolutions, counts, groups_summary, group_panel, group, group_view, group_choice]
-    app.load(list_datasets, None, [table, dataset, other], api_name="list_datasets", show_progress="hidden")
-    dataset.change(select_dataset, dataset, version, api_name="select_dataset", show_progress="hidden")
-    version.change(select_version, version, [version_summary, lengths_plot, sample_page, reject_page],
+    app.load(list_datasets, None, [table, dataset, shared.other], api_name="list_datasets", show_progress="hidden")
+    dataset.change(friendly(shared.versions_of), dataset, version, api_name="select_dataset", show_progress="hidden")
+    version.change(select_version, version, [version_summary, shared.lengths_plot, sample_page, reject_page],
                    api_name="select_version", show_progress="hidden")
-
-    settings = [steps, near, question, min_chars, max_tokens, model, mask_pii, group_policy]
-    upload_outputs = [*picked, csv_mapping, csv_upload, csv_prompt, csv_response, csv_system, upload_report]
-    upload.upload(upload_file, [upload, name], upload_outputs, api_name="upload_dataset").success(
-        check_upload, [csv_upload, version, *settings], [*check_outputs, lengths_plot], api_name="check_upload")
-    csv_import.click(import_csv, [csv_upload, name, csv_prompt, csv_response, csv_system], upload_outputs,
-                     api_name="import_csv").success(check_version, [version, *settings], [*check_outputs, lengths_plot],
-                                                    api_name="check_csv_upload")
-    check.click(check_version, [version, *settings], [*check_outputs, lengths_plot], api_name="check_dataset")
-    group.change(show_group, [group, last_check, resolutions], [group_view, group_choice], api_name="show_group",
-                 show_progress="hidden")
-    gr.on([group_choice.input, group_policy.input], resolve_group,
-          [group, group_choice, group_policy, last_check, resolutions], [resolutions, groups_summary],
-          api_name="resolve_group", show_progress="hidden")
-    save.click(save_version, [version, resolutions, last_check, *settings], [*picked, save_report],
-               api_name="save_clean_version")
-
-    def pager(step: int):
-        return lambda page: max(1, int(page or 1) + step)
-
-    sample_inputs, sample_outputs = [version, sample_page, search], [samples, sample_page, sample_info]
-    gr.on([version.change, sample_page.submit, search.submit], sample_rows, sample_inputs, sample_outputs,
-          api_name="sample_rows", show_progress="hidden")
-    reject_inputs, reject_outputs = [version, reason, reject_page], [rejects, reject_page, reject_info]
-    gr.on([version.change, reason.change, reject_page.submit], reject_rows, reject_inputs, reject_outputs,
-          api_name="reject_rows", show_progress="hidden")
-    for button, box, step, handler, inputs, outputs in (
-            (sample_prev, sample_page, -1, sample_rows, sample_inputs, sample_outputs),
-            (sample_next, sample_page, 1, sample_rows, sample_inputs, sample_outputs),
-            (reject_prev, reject_page, -1, reject_rows, reject_inputs, reject_outputs),
-            (reject_next, reject_page, 1, reject_rows, reject_inputs, reject_outputs)):
-        event = button.elem_id.removeprefix("ds-").replace("-", "_")   # e.g. sample_next
-        button.click(pager(step), box, box, api_name=event, queue=False).then(
-            handler, inputs, outputs, api_name=f"{event}_rows", show_progress="hidden")
-    preview_button.click(template_preview, [version, sample_page, search, model, template], preview,
-                         api_name="template_preview")
-    rejects.select(pick_reject, restore_lines, restore_lines, api_name="pick_reject", show_progress="hidden")
-    restore.click(restore_rows, [version, restore_lines], [*picked, restore_report, restore_lines], api_name="restore_rejects")
-    split.click(split_rows, [version, validation_ratio, seed], [*picked, split_report], api_name="split_dataset")
-    other.change(select_dataset, other, other_version, api_name="select_other", show_progress="hidden")
-    mix.click(mix_rows, [version, other_version, ratio, seed], [*picked, split_report], api_name="mix_datasets")
