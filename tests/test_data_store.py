@@ -150,6 +150,13 @@ def test_split_keeps_near_duplicate_prompts_on_one_side():
     assert splits.leaks(prompts[1::2], prompts[0::2], 0.6) >= 20   # the check does find leaks
 
 
+def test_a_split_holds_out_at_least_one_row():
+    rows = faq_rows(5)
+    assert len(splits.split(rows, splits.prompts_of(rows), 0.02).validation) == 1   # 2% of 5 rounds to 0
+    with pytest.raises(DataError, match="1 row\\(s\\) cannot be split"):
+        splits.split(rows[:1], splits.prompts_of(rows[:1]), 0.5)
+
+
 def test_split_and_mix_versions(workspace: Workspace, tmp_path: Path):
     base = upload(workspace, tmp_path, "\n".join(json.dumps({"prompt": m[0]["content"], "response": m[1]["content"]})
                                                  for m in (r["messages"] for r in faq_rows(100))), "base.jsonl")

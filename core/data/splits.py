@@ -23,6 +23,7 @@ from core.errors import DataError
 Row = dict[str, Any]
 T = TypeVar("T")
 _RATIO = re.compile(r"^\s*(\d+)\s*[:/]\s*(\d+)\s*$")
+_MAX_OVERSHOOT = 2   # a near-duplicate group may be held out whole if at most this many times the share asked
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,18 @@ def leaks(train_prompts: Sequence[str], validation_prompts: Sequence[str], thres
 
 def split(rows: Sequence[T], prompts: Sequence[str], validation_ratio: float, seed: int = 0,
           threshold: float = 0.6) -> Split[T]:
-    """About `validation_ratio` of the rows for validation, picked at random (repeatable with `seed`), rows
-    whose prompts (`prompts[i]` is the user text of `rows[i]`) are near-duplicates kept on one side; both
-    parts keep the rows' order."""
+    """About `validation_ratio` of the rows, and at least one, for validation, picked at random (repeatable
+    with `seed`), rows whose prompts (`prompts[i]` is the user text of `rows[i]`) are near-duplicates kept
+    on one side; both parts keep the rows' order.
+
+    Near-duplicates travel as a group, so the share is filled with whole groups up to the target. When
+    every group is larger than the target, the smallest is held out whole if it is at most twice the
+    target (five copies of a question at a target of four is still a fair split); otherwise DataError."""
     if not 0 < validation_ratio < 1:
         raise DataError(f"The validation share must be between 0 and 1, not {validation_ratio}.", "Try 0.1 (10%).")
-    target = round(len(rows) * validation_ratio)
-    if target < 1 or target >= len(rows):
-        raise DataError(f"{len(rows)} rows cannot be split {1 - validation_ratio:.0%}/{validation_ratio:.0%}: "
-                        "one side would be empty.", "Add rows or change the validation share.")
+    if len(rows) < 2:
+        raise DataError(f"{len(rows)} row(s) cannot be split: one side would be empty.", "Add rows.")
+    target = min(len(rows) - 1, max(1, round(len(rows) * validation_ratio)))
     linked = similarity.groups(len(rows), similarity.similar_pairs(_prompt_signatures(prompts), threshold))
     grouped = {member for group in linked for member in group}
     units = linked + [[index] for index in range(len(rows)) if index not in grouped]
@@ -75,9 +79,13 @@ def split(rows: Sequence[T], prompts: Sequence[str], validation_ratio: float, se
             chosen.update(unit)
         if len(chosen) == target:
             break
+    smallest = min(units, key=len)
+    if not chosen and len(smallest) <= _MAX_OVERSHOOT * target and len(smallest) < len(rows):
+        chosen.update(smallest)
     if not chosen:
-        raise DataError(f"No validation rows can be picked: the prompts form groups of near-duplicates too large for "
-                        f"{validation_ratio:.0%} of {len(rows)} rows.", "Raise the validation share or remove duplicates first.")
+        raise DataError(f"No validation rows can be held out of {len(rows)} rows at {validation_ratio:.0%}: every "
+                        f"prompt has near-duplicates, in groups of {len(smallest)} rows or more, and a group stays on "
+                        "one side.", "Remove near-duplicates (Data tab, Upload & clean) or raise the validation share.")
     def side(items: Sequence[Any], validation: bool) -> list[Any]:
         return [item for index, item in enumerate(items) if (index in chosen) == validation]
 
