@@ -161,7 +161,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     else:
         checked = store.check_file(args.file, parsed, options, counter)
     if args.json:
-        print(json.dumps({**checked.report, "rejected_rows": checked.rejected_rows()}, ensure_ascii=False, indent=2))
+        print(json.dumps(checked.to_json(), ensure_ascii=False, indent=2))
     else:
         print("\n".join(store.summary_lines(checked)))
     return 0

@@ -54,13 +54,13 @@ def test_near_duplicates_in_chinese_and_english(demo_result):
 
 
 def test_contradictions_are_grouped_and_kept_flagged_by_default(demo_result):
-    assert [(g["id"], g["source_lines"], g["kept"]) for g in demo_result.groups] == [
+    assert [(g.id, g.source_lines, g.kept) for g in demo_result.groups] == [
         ("c44", [44, 62], [44, 62]), ("c50", [50, 116], [50, 116]), ("c156", [156, 210], [156, 210])]
     assert demo_result.reasons["contradiction"] == 0 and demo_result.flags["contradiction"] == 6
     flagged = {row["source_line"]: row["flags"]["contradiction"] for row in demo_result.kept
                if "contradiction" in row.get("flags", {})}
     assert flagged == {44: "c44", 62: "c44", 50: "c50", 116: "c50", 156: "c156", 210: "c156"}
-    assert "555-0124" in demo_result.groups[2]["rows"][1]["response"]
+    assert "555-0124" in demo_result.groups[2].rows[1].response
 
 
 def test_low_quality_and_pii(demo_result):
@@ -81,8 +81,8 @@ def test_nothing_else_is_touched_and_nothing_is_lost(demo_rows, demo_result):
 def test_resolving_a_contradiction_group(demo_rows, choice, kept, rejected_lines):
     options = cleaning.CleanOptions(steps=("contradictions",), resolutions={"c44": choice})
     result = cleaning.clean(demo_rows, options)
-    group = next(g for g in result.groups if g["id"] == "c44")
-    assert group["kept"] == kept and group["resolution"] == choice
+    group = next(g for g in result.groups if g.id == "c44")
+    assert group.kept == kept and group.resolution == choice
     assert sorted(rejected(result, "contradiction")) == rejected_lines
     assert result.reasons["contradiction"] == len(rejected_lines)
 
@@ -120,7 +120,7 @@ def test_near_duplicate_threshold_is_adjustable_and_numbers_matter():
                    ("Can I bring my dog?", "Yes."), ("Is there parking?", "Yes."))
     default = cleaning.clean(rows, cleaning.CleanOptions(steps=("near_duplicates", "contradictions")))
     assert rejected(default, "near_duplicate") == {2: "near-duplicate of line 1"}   # not 4 (other hours), not 6
-    assert [g["source_lines"] for g in default.groups] == [[3, 4]]
+    assert [g.source_lines for g in default.groups] == [[3, 4]]
     strict = cleaning.clean(rows, cleaning.CleanOptions(steps=("near_duplicates",), near_duplicate_threshold=0.95))
     assert not strict.rejected
 
@@ -134,7 +134,7 @@ def test_a_shared_preamble_does_not_make_questions_the_same(demo_rows):
     conflicting = [{"source_line": 1000 + n, "messages": conversation(preamble + prompt, answer)} for n, (prompt, answer)
                    in enumerate((("Where can I park my car?", "On Maple Grove Road, free for two hours."),
                                  ("Where can I park the car?", "Parking is not possible anywhere near the clinic.")))]
-    assert [g["source_lines"] for g in cleaning.clean(rows + conflicting, only).groups] == [[1000, 1001]]
+    assert [g.source_lines for g in cleaning.clean(rows + conflicting, only).groups] == [[1000, 1001]]
 
 
 def test_low_quality_checks_zh_en():
@@ -187,8 +187,8 @@ def test_the_token_bound_holds_and_batched_counts_are_trainings(demo_rows, count
 
 def test_length_sample(demo_rows, counter):
     sample = lengths.length_sample(counter, [row["messages"] for row in demo_rows], size=50)
-    assert sample["measured"] == 50 and sample["rows"] == 349
-    assert len(sample["prompt_tokens"]) == len(sample["response_tokens"]) == 50 and min(sample["response_tokens"]) >= 0
+    assert sample.measured == 50 and sample.rows == 349 and sample.sampled
+    assert len(sample.prompt_tokens) == len(sample.response_tokens) == 50 and min(sample.response_tokens) >= 0
 
 
 def test_restored_rows_are_not_rejected_again(counter):

@@ -53,8 +53,8 @@ def test_kept_plus_rejected_is_every_row_read(tmp_path: Path, lines: list[bytes]
     numbered = {number for number, line in enumerate(lines, start=1) if line.strip()}
     kept = [row["source_line"] for row in checked.kept]
     rejected = [row["source_line"] for row in checked.rejects]
-    assert checked.report["rows_read"] == len(numbered) == len(kept) + len(rejected)
-    assert checked.report["kept"] == len(kept) and checked.report["rejected"] == len(rejected)
+    assert checked.report.rows_read == len(numbered) == len(kept) + len(rejected)
+    assert checked.report.kept == len(kept) and checked.report.rejected == len(rejected)
     assert set(kept) | set(rejected) == numbered and not set(kept) & set(rejected)
     assert all(row["reasons"] and len(row["details"]) >= len(row["reasons"]) for row in checked.rejects)
-    assert sum(checked.report["reasons"].values()) >= len(rejected)
+    assert sum((checked.report.reasons or {}).values()) >= len(rejected)

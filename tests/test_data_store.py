@@ -45,9 +45,9 @@ def test_upload_keeps_the_raw_bytes_and_every_row(workspace: Workspace, tmp_path
     assert rejects == [{"source_line": 3, "reasons": ["invalid"], "details": ["invalid JSON at column 1: Expecting value"],
                         "text": "this line is not JSON", "version": 1}]
     report = store.read_report(workspace, "messy", 1)
-    assert report["rows_read"] == 7 and report["kept"] + report["rejected"] == 7
-    assert report["raw_sha256"] == hashlib.sha256(MESSY.encode()).hexdigest()
-    assert report["sha256"] == hashlib.sha256((folder / "v1" / "data.jsonl").read_bytes()).hexdigest()
+    assert report.rows_read == 7 and report.kept + report.rejected == 7 and report.parent is None
+    assert report.raw_sha256 == hashlib.sha256(MESSY.encode()).hexdigest()
+    assert report.sha256 == hashlib.sha256((folder / "v1" / "data.jsonl").read_bytes()).hexdigest()
     assert [(d.id, d.latest_version, d.rows) for d in store.list_datasets(workspace)] == [("messy", 1, 6)]
 
 
@@ -87,18 +87,19 @@ def test_cleaning_makes_a_new_version_with_lineage(workspace: Workspace, tmp_pat
     upload(workspace, tmp_path, MESSY)
     options = cleaning.CleanOptions(resolutions={"c4": "keep:4"})
     preview = store.check_version(workspace, "messy", 1, options, model=str(tiny_model_dir))
-    assert [g["source_lines"] for g in preview["contradiction_groups"]] == [[4, 5]]
+    assert [g.source_lines for g in preview.contradiction_groups or []] == [[4, 5]]
     assert not (workspace.dataset_dir("messy") / "v2").exists()          # a check writes nothing
 
     v2 = store.clean_version(workspace, "messy", 1, options, model=str(tiny_model_dir))
     assert (v2.version, v2.parent, v2.kind, v2.rows, v2.rejected) == (2, 1, "clean", 3, 3)
     report = store.read_report(workspace, "messy", 2)
     folder = workspace.dataset_version_dir("messy", 2)
-    assert report["parent"] == 1 and report["steps"] == list(cleaning.STEPS)
-    assert report["parameters"]["resolutions"] == {"c4": "keep:4"} and report["parameters"]["model"] == str(tiny_model_dir)
-    assert report["sha256"] == hashlib.sha256((folder / "data.jsonl").read_bytes()).hexdigest()
-    assert report["reasons"]["duplicate"] == report["reasons"]["contradiction"] == report["reasons"]["low_quality"] == 1
-    assert report["lengths"]["measured"] == 3
+    assert report.parent == 1 and report.kind == "clean" and report.steps == list(cleaning.STEPS)
+    assert report.parameters["resolutions"] == {"c4": "keep:4"} and report.parameters["model"] == str(tiny_model_dir)
+    assert report.sha256 == hashlib.sha256((folder / "data.jsonl").read_bytes()).hexdigest()
+    reasons = report.reasons or {}
+    assert reasons["duplicate"] == reasons["contradiction"] == reasons["low_quality"] == 1
+    assert report.lengths and report.lengths.measured == 3
     rejects = store.read_rejects(workspace, "messy", 2)
     assert {(r["source_line"], r["version"]) for r in rejects} == {(3, 1), (2, 2), (5, 2), (6, 2)}
     assert lines_of(store.read_rows(workspace, "messy", 2) + rejects) == [1, 2, 3, 4, 5, 6, 8]   # nothing lost
@@ -141,12 +142,19 @@ def test_split_keeps_near_duplicate_prompts_on_one_side():
     rows = faq_rows(200)
     for n in range(0, 40, 2):   # 20 pairs of near-identical prompts
         rows[n + 1]["messages"][0]["content"] = rows[n]["messages"][0]["content"] + "?"
-    first = splits.split(rows, 0.2, seed=3)
+    first = splits.split(rows, splits.prompts_of(rows), 0.2, seed=3)
     assert len(first.validation) == 40 and len(first.train) == 160 and first.leaks == 0 and first.kept_together == 40
     assert lines_of(first.train + first.validation) == list(range(1, 201))
-    assert splits.split(rows, 0.2, seed=3) == first and splits.split(rows, 0.2, seed=4) != first
-    naive_train, naive_validation = rows[1::2], rows[0::2]
-    assert splits.leaks(naive_train, naive_validation, 0.6) >= 20   # the check does find leaks
+    prompts = splits.prompts_of(rows)
+    assert splits.split(rows, prompts, 0.2, seed=3) == first and splits.split(rows, prompts, 0.2, seed=4) != first
+    assert splits.leaks(prompts[1::2], prompts[0::2], 0.6) >= 20   # the check does find leaks
+
+
+def test_a_split_holds_out_at_least_one_row():
+    rows = faq_rows(5)
+    assert len(splits.split(rows, splits.prompts_of(rows), 0.02).validation) == 1   # 2% of 5 rounds to 0
+    with pytest.raises(DataError, match="1 row\\(s\\) cannot be split"):
+        splits.split(rows[:1], splits.prompts_of(rows[:1]), 0.5)
 
 
 def test_split_and_mix_versions(workspace: Workspace, tmp_path: Path):
@@ -157,7 +165,8 @@ def test_split_and_mix_versions(workspace: Workspace, tmp_path: Path):
     folder = workspace.dataset_version_dir(base.dataset_id, split.version)
     assert (split.rows, split.validation_rows, split.kind) == (90, 10, "split")
     assert len(store.load_conversations(folder / "validation.jsonl")) == 10
-    assert store.read_report(workspace, base.dataset_id, split.version)["split"]["leaks"] == 0
+    figures = store.read_report(workspace, base.dataset_id, split.version).split
+    assert figures and (figures.train, figures.validation, figures.leaks) == (90, 10, 0)
 
     mixed = store.mix_versions(workspace, base.dataset_id, 1, hard.dataset_id, 1, (8, 2), seed=0)
     rows = store.read_rows(workspace, base.dataset_id, mixed.version)

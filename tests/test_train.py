@@ -157,17 +157,18 @@ def test_two_stage_run_starts_from_the_earlier_adapter(workspace: Workspace, tin
 
     first, _ = start_run(workspace, tiny_config(tiny_model_dir, write_rows(tmp_path / "a.jsonl", repeat=3),
                                                 "train.max_steps=3", "train.keep_best=false"))
+    # One question asked eight times cannot be split without a leak: no validation rows.
     other_data = write_rows(tmp_path / "b.jsonl", [("Is there parking?", "Yes, behind the clinic.")], repeat=8)
     second, _ = start_run(workspace, tiny_config(tiny_model_dir, other_data, f"lora.init_from={first.run_id}",
                                                  "lora.r=4", "train.max_steps=1", "train.learning_rate=1e-12",
-                                                 "train.keep_best=false"))
+                                                 "train.keep_best=false", "data.validation_ratio=0"))
     assert json.loads((second.adapter / "adapter_config.json").read_text())["r"] == 8  # the first run's adapter
     before = load_file(first.adapter / "adapter_model.safetensors")
     after = load_file(second.adapter / "adapter_model.safetensors")
     assert before.keys() == after.keys()
     assert all(torch.allclose(before[name], after[name], atol=1e-6) for name in before)
     with pytest.raises(StudioError, match="init_from"):
-        start_run(workspace, tiny_config(tiny_model_dir, other_data, "lora.init_from=no-such-run"))
+        start_run(workspace, tiny_config(tiny_model_dir, other_data, "lora.init_from=no-such-run", "data.validation_ratio=0"))
 
 
 def test_early_stopping_and_keep_best(workspace: Workspace, tiny_model_dir: Path, tmp_path: Path,

@@ -16,10 +16,10 @@ CLI = [sys.executable, "-m", "cli"]
 
 
 def write_config(tmp_path: Path, tiny_model_dir: Path, **train: object) -> Path:
-    data = write_rows(tmp_path / "faq.jsonl", repeat=5)
+    data = write_rows(tmp_path / "faq.jsonl", repeat=5)   # each question five times: a quarter holds out one whole
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({
-        "model": {"name": str(tiny_model_dir)}, "data": {"train_path": str(data)},
+        "model": {"name": str(tiny_model_dir)}, "data": {"train_path": str(data), "validation_ratio": 0.25},
         "lora": {"r": 8, "target_modules": "all-linear"},
         "train": {"max_steps": 4, "batch_size": 2, "eval_steps": 2, "save_steps": 2, **train}}))
     return path

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data_store import faq_rows
 from test_train import FAQ, tiny_config, write_rows
 from tiny import build_tokenizer
 from transformers import AutoModelForCausalLM
@@ -47,10 +48,10 @@ def test_truncation_policy_is_explicit_and_reported(workspace, tokenizer, tiny_m
     lengths = sorted(len(e) for e in build(workspace, tokenizer, tiny_model_dir, data, "data.validation_ratio=0").train)
     limit = lengths[0] + 5
     truncated = build(workspace, tokenizer, tiny_model_dir, data, "data.validation_ratio=0", f"train.max_seq_length={limit}")
-    assert truncated.report["truncated"] == 1 and max(len(e) for e in truncated.train) == limit
+    assert truncated.report.truncated == 1 and max(len(e) for e in truncated.train) == limit
     dropped = build(workspace, tokenizer, tiny_model_dir, data, "data.validation_ratio=0",
                     f"train.max_seq_length={limit}", "train.truncation=drop")
-    assert dropped.report["dropped_too_long"] == 1 and len(dropped.train) == 1
+    assert dropped.report.dropped_too_long == 1 and len(dropped.train) == 1
     # A prompt longer than the limit leaves nothing to learn: refused with the cause, not trained on.
     with pytest.raises(DataError, match="its prompt alone is longer than train.max_seq_length=20") as caught:
         build(workspace, tokenizer, tiny_model_dir, data, "data.validation_ratio=0", "train.max_seq_length=20")
@@ -69,20 +70,70 @@ def test_the_system_prompt_reaches_every_conversation(workspace, tokenizer, tiny
 
 def test_dataset_mix_follows_the_shares(workspace, tokenizer, tiny_model_dir, tmp_path):
     base = write_rows(tmp_path / "base.jsonl", [(f"Question {i}?", f"Answer {i}.") for i in range(40)])
-    hard = write_rows(tmp_path / "hard.jsonl", [(f"Hard case {i}?", f"Careful answer {i}.") for i in range(5)])
+    hard = write_rows(tmp_path / "hard.jsonl", [(prompt, f"Careful answer {i}.") for i, (prompt, _) in enumerate(FAQ)]
+                      + [("Is there parking?", "Behind the clinic.")])
     mixed = build(workspace, tokenizer, tiny_model_dir, base, f"data.mix={{{base}: 8, {hard}: 2}}",
                   "data.validation_ratio=0")
     sources = [e.source.split(" row ")[0] for e in mixed.train]
     assert sources.count("base.jsonl") == 40 and sources.count("hard.jsonl") == 10  # 8:2
     hard_rows = [e.source for e in mixed.train if e.source.startswith("hard")]
     assert all(hard_rows.count(row) == 2 for row in set(hard_rows))  # small source repeated evenly
-    assert mixed.report["sources"] == [{"file": "base.jsonl", "rows": 40, "train_rows": 40},
-                                       {"file": "hard.jsonl", "rows": 5, "train_rows": 10}]
+    assert mixed.report.sources == [trainset.SourceCount("base.jsonl", rows=40, train_rows=40),
+                                    trainset.SourceCount("hard.jsonl", rows=5, train_rows=10)]
     # Validation rows are held out of each file before mixing, so none is also trained on.
     held = build(workspace, tokenizer, tiny_model_dir, base, f"data.mix={{{base}: 8, {hard}: 2}}",
                  "data.validation_ratio=0.2")
     assert {e.source for e in held.validation}.isdisjoint(e.source for e in held.train)
     assert trainset.mix_counts([32, 4], [8, 2]) == [32, 8] and trainset.mix_counts([10, 100], [1, 1]) == [10, 10]
+
+
+def distinct_pairs(count: int) -> list[tuple[str, str]]:
+    return [(row["messages"][0]["content"], row["messages"][1]["content"]) for row in faq_rows(count)]
+
+
+def sides(built: trainset.TrainingData) -> tuple[set[int], set[int]]:
+    """The row numbers (1-based, in the file) of the training and the validation examples."""
+    def rows(examples: list[trainset.Example]) -> set[int]:
+        return {int(example.source.rsplit(" row ", 1)[1]) for example in examples}
+    return rows(built.train), rows(built.validation)
+
+
+def test_validation_keeps_near_duplicate_prompts_on_one_side(workspace, tokenizer, tiny_model_dir, tmp_path):
+    pairs = distinct_pairs(60)
+    for n in range(0, 20, 2):   # rows n+1 and n+2 ask the same question, one with a typo
+        pairs[n + 1] = (pairs[n][0] + "?", pairs[n + 1][1])
+    data = write_rows(tmp_path / "faq.jsonl", pairs)
+    held = set()
+    for seed in range(4):   # a random split would part some of the ten pairs (all ten together: p ≈ 0.02 a seed)
+        built = build(workspace, tokenizer, tiny_model_dir, data, "data.validation_ratio=0.2", f"train.seed={seed}")
+        train, validation = sides(built)
+        assert len(validation) == 12 and train | validation == set(range(1, 61)) and not train & validation
+        assert all((n + 1 in validation) == (n + 2 in validation) for n in range(0, 20, 2)), (seed, validation)
+        assert built.report.validation_kept_together == 20
+        held.add(frozenset(validation))
+    assert len(held) == 4   # each seed its own split
+    again = build(workspace, tokenizer, tiny_model_dir, data, "data.validation_ratio=0.2", "train.seed=3")
+    assert sides(again)[1] == validation   # the same seed, the same split
+
+
+def test_what_the_validation_split_holds_out(workspace, tokenizer, tiny_model_dir, tmp_path):
+    three = write_rows(tmp_path / "three.jsonl", FAQ[:3])
+    assert [len(sides(build(workspace, tokenizer, tiny_model_dir, three, f"data.validation_ratio={ratio}"))[1])
+            for ratio in (0, 0.05, 0.5)] == [0, 1, 2]   # nothing at 0; at least one row when a share is asked
+    given = write_rows(tmp_path / "given.jsonl", FAQ[3:])
+    with_file = build(workspace, tokenizer, tiny_model_dir, three, "data.validation_ratio=0.5",
+                      f"data.validation_path={given}")
+    assert sides(with_file)[0] == {1, 2, 3} and [e.source for e in with_file.validation] == ["given.jsonl row 1"]
+    # Every question asked five times: one whole question is held out (5 rows for a target of 4)…
+    repeated = build(workspace, tokenizer, tiny_model_dir, write_rows(tmp_path / "faq.jsonl", repeat=5))
+    train, validation = sides(repeated)
+    assert len(validation) == 5 and len({(n - 1) % len(FAQ) for n in validation}) == 1
+    assert not {(n - 1) % len(FAQ) for n in validation} & {(n - 1) % len(FAQ) for n in train}
+    # …but not when a whole question is far more than the share asked: refused, naming the file and the fixes.
+    with pytest.raises(DataError, match="faq10.jsonl: No validation rows can be held out of 40 rows") as caught:
+        build(workspace, tokenizer, tiny_model_dir, write_rows(tmp_path / "faq10.jsonl", repeat=10),
+              "data.validation_ratio=0.1")
+    assert "data.validation_path" in caught.value.fix and "set data.validation_ratio to 0" in caught.value.fix
 
 
 def test_keyword_weighting_changes_the_loss_exactly_as_specified(workspace, tokenizer, tiny_model_dir, tmp_path, model):

@@ -32,6 +32,7 @@ import numpy as np
 
 from core.data import formats, pii, quality, similarity
 from core.data.lengths import DEFAULT_MAX_TOKENS, TokenCounter
+from core.data.reports import ContradictionGroup, GroupRow
 from core.errors import DataError
 
 STEPS = ("low_quality", "too_long", "duplicates", "near_duplicates", "contradictions", "pii")
@@ -80,7 +81,7 @@ class CleanOptions:
 class CleanResult:
     kept: list[dict[str, Any]]
     rejected: list[dict[str, Any]]            # the row as it came, plus "reasons" and "details"
-    groups: list[dict[str, Any]]              # contradiction groups with their resolution
+    groups: list[ContradictionGroup]          # with their resolution
     reasons: dict[str, int]                   # rows rejected per reason (a row can have several)
     flags: dict[str, int]                     # kept rows flagged: pii, contradiction
 
@@ -130,7 +131,7 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
                 decisions.reject(index, "duplicate", f"same as line {lines[first]}")
         alive = decisions.alive(alive)
 
-    groups: list[dict[str, Any]] = []
+    groups: list[ContradictionGroup] = []
     if {"near_duplicates", "contradictions"} & set(options.steps) and len(alive) > 1:
         groups = _similar_rows(alive, texts, lines, conversations, decisions, options)
 
@@ -139,7 +140,7 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
 
 def _similar_rows(alive: list[int], texts: dict[int, list[tuple[str, str]]], lines: list[int],
                   conversations: Sequence[list[dict[str, str]]], decisions: _Decisions,
-                  options: CleanOptions) -> list[dict[str, Any]]:
+                  options: CleanOptions) -> list[ContradictionGroup]:
     """Reject near-duplicates, then group and resolve contradictions among the rows left.
     Positions below are indices into `alive`."""
     prompts = ["\n".join(t for role, t in texts[i] if role == "user") for i in alive]
@@ -175,7 +176,8 @@ def _similar_rows(alive: list[int], texts: dict[int, list[tuple[str, str]]], lin
     conflict = np.concatenate([other_numbers[restated.reshape(len(other_numbers))], same_question])
     still = np.array([not decisions.found[index] for index in alive], dtype=bool)
     conflict = conflict[still[conflict[:, 0]] & still[conflict[:, 1]]]
-    groups, used_ids = [], set()
+    groups: list[ContradictionGroup] = []
+    used_ids: set[str] = set()
     for members in similarity.groups(len(alive), conflict):
         indices = [alive[m] for m in members]
         group_id = _unique_id(f"c{lines[indices[0]]}", used_ids)
@@ -221,7 +223,7 @@ def _kept_lines(group_id: str, group_lines: list[int], choice: str) -> list[int]
 
 
 def _resolve(group_id: str, indices: list[int], lines: list[int], conversations: Sequence[list[dict[str, str]]],
-             decisions: _Decisions, options: CleanOptions) -> dict[str, Any]:
+             decisions: _Decisions, options: CleanOptions) -> ContradictionGroup:
     """Apply the user's choice for one contradiction group and describe the group for the report
     (all its lines, the texts of the first GROUP_ROWS_SHOWN rows)."""
     choice = options.resolutions.get(group_id, options.contradictions)
@@ -234,14 +236,12 @@ def _resolve(group_id: str, indices: list[int], lines: list[int], conversations:
             decisions.group_of[index] = group_id
         else:
             decisions.reject(index, "contradiction", f"contradiction group {group_id} ({len(indices)} rows): {what}")
-    return {"id": group_id, "source_lines": group_lines, "resolution": choice, "kept": kept,
-            "rows": [{"source_line": lines[i],
-                      "prompt": formats.text_of(conversations[i], "user")[:_GROUP_TEXT_CHARS],
-                      "response": formats.text_of(conversations[i], "assistant")[:_GROUP_TEXT_CHARS]}
-                     for i in indices[:GROUP_ROWS_SHOWN]]}
+    return ContradictionGroup(group_id, group_lines, choice, kept, [
+        GroupRow(lines[i], formats.text_of(conversations[i], "user")[:_GROUP_TEXT_CHARS],
+                 formats.text_of(conversations[i], "assistant")[:_GROUP_TEXT_CHARS]) for i in indices[:GROUP_ROWS_SHOWN]])
 
 
-def _result(rows: Sequence[dict[str, Any]], decisions: _Decisions, groups: list[dict[str, Any]],
+def _result(rows: Sequence[dict[str, Any]], decisions: _Decisions, groups: list[ContradictionGroup],
             options: CleanOptions) -> CleanResult:
     reasons = dict.fromkeys(REASONS, 0)
     flags = {"pii": 0, "contradiction": 0}

@@ -19,6 +19,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from core.data.formats import Message, text_of
+from core.data.reports import LengthSample
 from core.errors import DataError
 from core.models import templates
 
@@ -109,12 +110,10 @@ class TokenCounter:
 
 
 def length_sample(counter: TokenCounter, conversations: Sequence[list[Message]], size: int = DEFAULT_SAMPLE,
-                  seed: int = 0) -> dict[str, Any]:
-    """Prompt and response token lengths of up to `size` conversations picked at random (all when fewer):
-    {"prompt_tokens": [...], "response_tokens": [...], "measured": n, "rows": total}."""
+                  seed: int = 0) -> LengthSample:
+    """Prompt and response token lengths of up to `size` conversations picked at random (all when fewer)."""
     total = len(conversations)
     picked = sorted(random.Random(seed).sample(range(total), size)) if total > size else range(total)
-
-    return {"prompt_tokens": counter.text_lengths([text_of(conversations[i], "user") for i in picked]),
-            "response_tokens": counter.text_lengths([text_of(conversations[i], "assistant") for i in picked]),
-            "measured": len(picked), "rows": total}
+    return LengthSample(prompt_tokens=counter.text_lengths([text_of(conversations[i], "user") for i in picked]),
+                        response_tokens=counter.text_lengths([text_of(conversations[i], "assistant") for i in picked]),
+                        measured=len(picked), rows=total)

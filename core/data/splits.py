@@ -12,52 +12,64 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from core.data import formats, similarity
+from core.data.reports import SplitFigures
 from core.errors import DataError
 
 Row = dict[str, Any]
+T = TypeVar("T")
 _RATIO = re.compile(r"^\s*(\d+)\s*[:/]\s*(\d+)\s*$")
+_MAX_OVERSHOOT = 2   # a near-duplicate group may be held out whole if at most this many times the share asked
 
 
 @dataclass(frozen=True)
-class Split:
-    train: list[Row]
-    validation: list[Row]
+class Split(Generic[T]):
+    train: list[T]
+    validation: list[T]
     kept_together: int   # rows that went to one side with a near-duplicate prompt
     leaks: int           # validation prompts that are near-duplicates of a training prompt (0 when sound)
 
-    def report(self) -> dict[str, int]:
-        return {"train": len(self.train), "validation": len(self.validation),
-                "kept_together": self.kept_together, "leaks": self.leaks}
+    def figures(self) -> SplitFigures:
+        return SplitFigures(len(self.train), len(self.validation), self.kept_together, self.leaks)
 
 
-def _prompt_signatures(rows: Sequence[Row]) -> np.ndarray:
-    prompts = [similarity.comparable(formats.text_of(row["messages"], "user")) for row in rows]
-    return similarity.signatures(prompts, similarity.common_shingles(prompts))
+def prompts_of(rows: Sequence[Row]) -> list[str]:
+    """The user turns of each stored row, the text a split compares."""
+    return [formats.text_of(row["messages"], "user") for row in rows]
 
 
-def leaks(train: Sequence[Row], validation: Sequence[Row], threshold: float) -> int:
-    """How many validation rows have a prompt at least `threshold` similar to a training prompt."""
-    pairs = similarity.similar_pairs(_prompt_signatures([*train, *validation]), threshold)
-    in_validation = pairs >= len(train)
+def _prompt_signatures(prompts: Sequence[str]) -> np.ndarray:
+    folded = [similarity.comparable(prompt) for prompt in prompts]
+    return similarity.signatures(folded, similarity.common_shingles(folded))
+
+
+def leaks(train_prompts: Sequence[str], validation_prompts: Sequence[str], threshold: float) -> int:
+    """How many validation prompts are at least `threshold` similar to a training prompt."""
+    pairs = similarity.similar_pairs(_prompt_signatures([*train_prompts, *validation_prompts]), threshold)
+    in_validation = pairs >= len(train_prompts)
     crossing = in_validation[:, 0] != in_validation[:, 1]
     return len(np.unique(pairs[crossing].max(axis=1)))
 
 
-def split(rows: Sequence[Row], validation_ratio: float, seed: int = 0, threshold: float = 0.6) -> Split:
-    """About `validation_ratio` of the rows for validation, picked at random (repeatable with `seed`),
-    near-duplicate prompts kept on one side; both parts keep the rows' order."""
+def split(rows: Sequence[T], prompts: Sequence[str], validation_ratio: float, seed: int = 0,
+          threshold: float = 0.6) -> Split[T]:
+    """About `validation_ratio` of the rows, and at least one, for validation, picked at random (repeatable
+    with `seed`), rows whose prompts (`prompts[i]` is the user text of `rows[i]`) are near-duplicates kept
+    on one side; both parts keep the rows' order.
+
+    Near-duplicates travel as a group, so the share is filled with whole groups up to the target. When
+    every group is larger than the target, the smallest is held out whole if it is at most twice the
+    target (five copies of a question at a target of four is still a fair split); otherwise DataError."""
     if not 0 < validation_ratio < 1:
         raise DataError(f"The validation share must be between 0 and 1, not {validation_ratio}.", "Try 0.1 (10%).")
-    target = round(len(rows) * validation_ratio)
-    if target < 1 or target >= len(rows):
-        raise DataError(f"{len(rows)} rows cannot be split {1 - validation_ratio:.0%}/{validation_ratio:.0%}: "
-                        "one side would be empty.", "Add rows or change the validation share.")
-    linked = similarity.groups(len(rows), similarity.similar_pairs(_prompt_signatures(rows), threshold))
+    if len(rows) < 2:
+        raise DataError(f"{len(rows)} row(s) cannot be split: one side would be empty.", "Add rows.")
+    target = min(len(rows) - 1, max(1, round(len(rows) * validation_ratio)))
+    linked = similarity.groups(len(rows), similarity.similar_pairs(_prompt_signatures(prompts), threshold))
     grouped = {member for group in linked for member in group}
     units = linked + [[index] for index in range(len(rows)) if index not in grouped]
     random.Random(seed).shuffle(units)
@@ -67,12 +79,18 @@ def split(rows: Sequence[Row], validation_ratio: float, seed: int = 0, threshold
             chosen.update(unit)
         if len(chosen) == target:
             break
+    smallest = min(units, key=len)
+    if not chosen and len(smallest) <= _MAX_OVERSHOOT * target and len(smallest) < len(rows):
+        chosen.update(smallest)
     if not chosen:
-        raise DataError(f"No validation rows can be picked: the prompts form groups of near-duplicates too large for "
-                        f"{validation_ratio:.0%} of {len(rows)} rows.", "Raise the validation share or remove duplicates first.")
-    train = [row for index, row in enumerate(rows) if index not in chosen]
-    validation = [row for index, row in enumerate(rows) if index in chosen]
-    return Split(train, validation, len(grouped), leaks(train, validation, threshold))
+        raise DataError(f"No validation rows can be held out of {len(rows)} rows at {validation_ratio:.0%}: every "
+                        f"prompt has near-duplicates, in groups of {len(smallest)} rows or more, and a group stays on "
+                        "one side.", "Remove near-duplicates (Data tab, Upload & clean) or raise the validation share.")
+    def side(items: Sequence[Any], validation: bool) -> list[Any]:
+        return [item for index, item in enumerate(items) if (index in chosen) == validation]
+
+    leaked = leaks(side(prompts, False), side(prompts, True), threshold)
+    return Split(side(rows, False), side(rows, True), len(grouped), leaked)
 
 
 def parse_ratio(text: str) -> tuple[int, int]:

@@ -25,12 +25,13 @@ import shutil
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from core.data import cleaning, formats, lengths, splits
+from core.data.reports import MixFigures, StepReport, VersionReport
 from core.errors import DataError
 from core.models import modeling
 from core.workspace import ASSETS_DIR, Workspace, atomic_write_json, now_iso, read_json
@@ -121,8 +122,8 @@ def read_rejects(workspace: Workspace, dataset_id: str, version: int) -> list[di
     return _read_jsonl(version_dir(workspace, dataset_id, version) / REJECTS_FILE)
 
 
-def read_report(workspace: Workspace, dataset_id: str, version: int) -> dict[str, Any]:
-    return read_json(version_dir(workspace, dataset_id, version) / REPORT_FILE)
+def read_report(workspace: Workspace, dataset_id: str, version: int) -> VersionReport:
+    return VersionReport.from_json(read_json(version_dir(workspace, dataset_id, version) / REPORT_FILE))
 
 
 # ---------------------------------------------------------------- reports
@@ -137,11 +138,13 @@ def _invalid_rejects(parsed: formats.ParseResult) -> list[dict[str, Any]]:
 
 
 def _clean_report(rows_read: int, result: cleaning.CleanResult, options: cleaning.CleanOptions,
-                  invalid: int = 0) -> dict[str, Any]:
-    reasons = {**result.reasons, "invalid": result.reasons["invalid"] + invalid}
-    return {"rows_read": rows_read, "kept": len(result.kept), "rejected": len(result.rejected) + invalid,
-            "reasons": reasons, "flags": result.flags, "contradiction_groups": result.groups,
-            "steps": list(options.steps), "parameters": options.parameters()}
+                  counter: lengths.TokenCounter | None, invalid: int = 0, **more: Any) -> StepReport:
+    """What cleaning did; with a token counter, the lengths of the kept rows too."""
+    sample = lengths.length_sample(counter, [row["messages"] for row in result.kept]) if counter else None
+    return StepReport(rows_read=rows_read, kept=len(result.kept), rejected=len(result.rejected) + invalid,
+                      reasons={**result.reasons, "invalid": result.reasons["invalid"] + invalid}, flags=result.flags,
+                      contradiction_groups=result.groups, steps=list(options.steps), parameters=options.parameters(),
+                      lengths=sample, **more)
 
 
 @lru_cache(maxsize=4)
@@ -155,23 +158,18 @@ def token_counter(workspace: Workspace, model: str = modeling.DEFAULT_MODEL,
     return lengths.TokenCounter(_tokenizer(workspace, model), template)  # type: ignore[arg-type]
 
 
-def _with_lengths(report: dict[str, Any], kept: Sequence[dict[str, Any]], counter: lengths.TokenCounter | None) -> dict[str, Any]:
-    if counter is not None:
-        report["lengths"] = lengths.length_sample(counter, [row["messages"] for row in kept])
-    return report
-
-
 # ---------------------------------------------------------------- files outside the workspace (CLI)
 
 @dataclass(frozen=True)
 class FileCheck:
-    report: dict[str, Any]
+    report: StepReport
     kept: list[dict[str, Any]]
     rejects: list[dict[str, Any]]   # unreadable and cleaned-out rows, in file order
 
-    def rejected_rows(self) -> list[dict[str, Any]]:
-        """Line, reasons and details of every reject (for the machine-readable report)."""
-        return [{key: row[key] for key in ("source_line", "reasons", "details")} for row in self.rejects]
+    def to_json(self) -> dict[str, Any]:
+        """The report with the line, reasons and details of every reject (`lora-studio data … --json`)."""
+        return {**self.report.to_json(), "rejected_rows": [{key: row[key] for key in ("source_line", "reasons", "details")}
+                                                           for row in self.rejects]}
 
 
 def read_file(path: Path, mapping: formats.CsvMapping | None = None,
@@ -184,10 +182,11 @@ def check_file(path: Path, parsed: formats.ParseResult, options: cleaning.CleanO
                counter: lengths.TokenCounter | None) -> FileCheck:
     """Clean the rows read from `path` without writing anything."""
     result = cleaning.clean(_rows_of(parsed), options, counter)
-    report = _clean_report(parsed.rows_read, result, options, invalid=len(parsed.invalid))
-    report.update(source_file=Path(path).name, file_format=parsed.file_format, record_formats=parsed.record_formats)
+    report = _clean_report(parsed.rows_read, result, options, counter, invalid=len(parsed.invalid),
+                           source_file=Path(path).name, file_format=parsed.file_format,
+                           record_formats=parsed.record_formats)
     rejects = sorted(_invalid_rejects(parsed) + result.rejected, key=lambda row: row["source_line"])
-    return FileCheck(_with_lengths(report, result.kept, counter), result.kept, rejects)
+    return FileCheck(report, result.kept, rejects)
 
 
 def clean_file(path: Path, parsed: formats.ParseResult, out_dir: Path, options: cleaning.CleanOptions,
@@ -195,24 +194,22 @@ def clean_file(path: Path, parsed: formats.ParseResult, out_dir: Path, options: 
     """Clean the rows read from `path` into out_dir/{data.jsonl, rejects.jsonl, report.json}."""
     checked = check_file(path, parsed, options, counter)
     out_dir.mkdir(parents=True, exist_ok=True)
-    checked.report["sha256"] = _write_jsonl(out_dir / DATA_FILE, checked.kept)
+    checked = replace(checked, report=replace(checked.report, sha256=_write_jsonl(out_dir / DATA_FILE, checked.kept)))
     _write_jsonl(out_dir / REJECTS_FILE, checked.rejects)
-    atomic_write_json(out_dir / REPORT_FILE, checked.report)
+    atomic_write_json(out_dir / REPORT_FILE, checked.report.to_json())
     return checked
 
 
 def summary_lines(checked: FileCheck, limit: int = 20) -> list[str]:
     """The report in a few lines of plain text, with the first `limit` rejected lines."""
     report = checked.report
-    lines = [f"{report['source_file']}: {report['rows_read']} rows read, {report['kept']} kept, "
-             f"{report['rejected']} rejected"]
-    lines += [f"  {reason:<15} {count}" for reason, count in report["reasons"].items()]
-    flags = ", ".join(f"{name} {count}" for name, count in report["flags"].items() if count)
+    lines = [f"{report.source_file}: {report.rows_read} rows read, {report.kept} kept, {report.rejected} rejected"]
+    lines += [f"  {reason:<15} {count}" for reason, count in (report.reasons or {}).items()]
+    flags = ", ".join(f"{name} {count}" for name, count in (report.flags or {}).items() if count)
     if flags:
         lines.append(f"flagged, kept: {flags}")
-    for group in report["contradiction_groups"]:
-        lines.append(f"contradiction {group['id']}: lines {', '.join(map(str, group['source_lines']))} → "
-                     f"{group['resolution']}")
+    for group in report.contradiction_groups or []:
+        lines.append(f"contradiction {group.id}: lines {', '.join(map(str, group.source_lines))} → {group.resolution}")
     for row in checked.rejects[:limit]:
         lines.append(f"line {row['source_line']}: {', '.join(row['reasons'])}: {'; '.join(row['details'])}")
     if len(checked.rejects) > limit:
@@ -227,7 +224,7 @@ def _next_version(folder: Path) -> int:
     return max(numbers, default=0) + 1
 
 
-def _write_version(workspace: Workspace, dataset_id: str, parent: int | None, kind: str, report: dict[str, Any],
+def _write_version(workspace: Workspace, dataset_id: str, parent: int | None, kind: str, step: StepReport,
                    rows: Sequence[dict[str, Any]], carried: Sequence[dict[str, Any]],
                    rejected: Sequence[dict[str, Any]] = (), validation: Sequence[dict[str, Any]] = (),
                    note: str = "") -> VersionSummary:
@@ -236,16 +233,17 @@ def _write_version(workspace: Workspace, dataset_id: str, parent: int | None, ki
     folder = workspace.dataset_dir(dataset_id)
     staging = folder / f".staging-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
+    step_values = {field.name: getattr(step, field.name) for field in fields(step)}
     try:
         sha256 = _write_jsonl(staging / DATA_FILE, rows)
-        if validation:
-            report["validation_sha256"] = _write_jsonl(staging / VALIDATION_FILE, validation)
+        validation_sha256 = _write_jsonl(staging / VALIDATION_FILE, validation) if validation else None
         for _ in range(_VERSION_ATTEMPTS):   # another writer may take a number between the look and the rename
             version, created = _next_version(folder), now_iso()
             _write_jsonl(staging / REJECTS_FILE, [*carried, *({**row, "version": version} for row in rejected)])
-            report.update(dataset=dataset_id, version=version, parent=parent, kind=kind, note=note, sha256=sha256,
-                          created=created, rejects_total=len(carried) + len(rejected))
-            atomic_write_json(staging / REPORT_FILE, report)
+            report = VersionReport(**{**step_values, "sha256": sha256}, validation_sha256=validation_sha256,
+                                   dataset=dataset_id, version=version, parent=parent, kind=kind, note=note,
+                                   created=created, rejects_total=len(carried) + len(rejected))
+            atomic_write_json(staging / REPORT_FILE, report.to_json())
             try:
                 os.rename(staging, folder / f"v{version}")
                 break
@@ -296,12 +294,12 @@ def import_upload(workspace: Workspace, path: Path, name: str | None = None, fil
         with closing(workspace.connect()) as connection, connection:
             connection.execute("INSERT INTO datasets (id, name, source_file, created) VALUES (?, ?, ?, ?)",
                                (dataset_id, name, file_name, created))
-        report = {"rows_read": parsed.rows_read, "kept": len(parsed.rows), "rejected": len(parsed.invalid),
-                  "reasons": {**dict.fromkeys(cleaning.REASONS, 0), "invalid": len(parsed.invalid)},
-                  "flags": {}, "contradiction_groups": [], "steps": ["parse"],
-                  "parameters": {"csv_mapping": mapping.__dict__ if mapping else None},
-                  "source_file": file_name, "file_format": parsed.file_format, "record_formats": parsed.record_formats,
-                  "raw_sha256": hashlib.sha256(raw).hexdigest()}
+        report = StepReport(rows_read=parsed.rows_read, kept=len(parsed.rows), rejected=len(parsed.invalid),
+                            reasons={**dict.fromkeys(cleaning.REASONS, 0), "invalid": len(parsed.invalid)},
+                            flags={}, contradiction_groups=[], steps=["parse"],
+                            parameters={"csv_mapping": mapping.__dict__ if mapping else None},
+                            source_file=file_name, file_format=parsed.file_format,
+                            record_formats=parsed.record_formats, raw_sha256=hashlib.sha256(raw).hexdigest())
         return _write_version(workspace, dataset_id, None, "upload", report, _rows_of(parsed), [],
                               _invalid_rejects(parsed), note="as uploaded")
     except BaseException:
@@ -328,12 +326,11 @@ def _forget_dataset(workspace: Workspace, dataset_id: str) -> None:
 
 
 def check_version(workspace: Workspace, dataset_id: str, version: int, options: cleaning.CleanOptions,
-                  model: str = modeling.DEFAULT_MODEL) -> dict[str, Any]:
+                  model: str = modeling.DEFAULT_MODEL) -> StepReport:
     """What cleaning a version with `options` would do, without writing anything."""
     counter = token_counter(workspace, model) if "too_long" in options.steps else None
     rows = read_rows(workspace, dataset_id, version)
-    result = cleaning.clean(rows, options, counter)
-    return _with_lengths(_clean_report(len(rows), result, options), result.kept, counter)
+    return _clean_report(len(rows), cleaning.clean(rows, options, counter), options, counter)
 
 
 def clean_version(workspace: Workspace, dataset_id: str, version: int, options: cleaning.CleanOptions,
@@ -343,9 +340,9 @@ def clean_version(workspace: Workspace, dataset_id: str, version: int, options: 
     counter = token_counter(workspace, model) if "too_long" in options.steps else None
     rows = read_rows(workspace, dataset_id, version)
     result = cleaning.clean(rows, options, counter)
-    report = _with_lengths(_clean_report(len(rows), result, options), result.kept, counter)
-    report["parameters"]["model"] = model
-    note = f"cleaned: {report['kept']} kept, {report['rejected']} set aside"
+    report = _clean_report(len(rows), result, options, counter)
+    report = replace(report, parameters={**report.parameters, "model": model})
+    note = f"cleaned: {report.kept} kept, {report.rejected} set aside"
     return _write_version(workspace, dataset_id, version, "clean", report, result.kept,
                           read_rejects(workspace, dataset_id, version), result.rejected, note=note)
 
@@ -369,8 +366,8 @@ def restore_rejects(workspace: Workspace, dataset_id: str, version: int, source_
     restored = [{key: value for key, value in row.items() if key not in ("reasons", "details", "version")}
                 | {"restored": True} for row in chosen]
     rows = sorted(read_rows(workspace, dataset_id, version) + restored, key=lambda row: row["source_line"])
-    report = {"rows_read": len(rows) - len(restored), "kept": len(rows), "rejected": 0, "restored": len(restored),
-              "steps": ["restore"], "parameters": {"source_lines": sorted(wanted)}}
+    report = StepReport(rows_read=len(rows) - len(restored), kept=len(rows), rejected=0, restored=len(restored),
+                        steps=["restore"], parameters={"source_lines": sorted(wanted)})
     remaining = [row for row in rejects if row["source_line"] not in wanted]
     return _write_version(workspace, dataset_id, version, "restore", report, rows, remaining,
                           note=f"restored {len(restored)} row(s)")
@@ -381,10 +378,10 @@ def split_version(workspace: Workspace, dataset_id: str, version: int, validatio
     """A new version whose data.jsonl is the training part and validation.jsonl the rest, with no
     validation prompt a near-duplicate of a training prompt (see core.data.splits)."""
     rows = read_rows(workspace, dataset_id, version)
-    split = splits.split(rows, validation_ratio, seed, threshold)
-    report = {"rows_read": len(rows), "kept": len(rows), "rejected": 0, "steps": ["split"],
-              "parameters": {"validation_ratio": validation_ratio, "seed": seed, "threshold": threshold},
-              "split": split.report()}
+    split = splits.split(rows, splits.prompts_of(rows), validation_ratio, seed, threshold)
+    report = StepReport(rows_read=len(rows), kept=len(rows), rejected=0, steps=["split"],
+                        parameters={"validation_ratio": validation_ratio, "seed": seed, "threshold": threshold},
+                        split=split.figures())
     return _write_version(workspace, dataset_id, version, "split", report, split.train, read_rejects(
         workspace, dataset_id, version), validation=split.validation,
         note=f"split: {len(split.train)} train, {len(split.validation)} validation")
@@ -397,9 +394,9 @@ def mix_versions(workspace: Workspace, dataset_id: str, version: int, other_id: 
     base = read_rows(workspace, dataset_id, version)
     other = [{**row, "source": f"{other_id}/v{other_version}"} for row in read_rows(workspace, other_id, other_version)]
     mixed, taken = splits.mix(base, other, ratio, random.Random(seed))
-    report = {"rows_read": len(base) + len(other), "kept": len(mixed), "rejected": 0, "steps": ["mix"],
-              "parameters": {"other": f"{other_id}/v{other_version}", "ratio": list(ratio), "seed": seed},
-              "mix": {"base_rows": len(base), "other_rows": taken, "other_available": len(other)}}
+    report = StepReport(rows_read=len(base) + len(other), kept=len(mixed), rejected=0, steps=["mix"],
+                        parameters={"other": f"{other_id}/v{other_version}", "ratio": list(ratio), "seed": seed},
+                        mix=MixFigures(base_rows=len(base), other_rows=taken, other_available=len(other)))
     return _write_version(workspace, dataset_id, version, "mix", report, mixed, read_rejects(workspace, dataset_id, version),
                           note=f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}")
 

@@ -371,19 +371,23 @@ def _cached_example_lengths(config_json: str, stamps: tuple, root: str, tokenize
         built = trainset.build(config, AutoTokenizer.from_pretrained(tokenizer_dir), workspace)
         return tuple(map(len, built.train)), tuple(map(len, built.validation))
 
-    def rough_lengths(path: str) -> list[int]:
-        conversations = store.load_conversations(trainset.resolve_path(path, workspace))
+    def rough_lengths(conversations: list[list[dict[str, str]]]) -> list[int]:
         texts = ["".join(m["content"] for m in templates.with_system_prompt(c, config.data.system_prompt))
                  for c in conversations]
         return [min(config.train.max_seq_length, sum(1 for ch in text if ord(ch) >= 0x2E80)
                     + sum(1 for ch in text if ord(ch) < 0x2E80) // 4 + 4 * (len(c) + 1))
                 for text, c in zip(texts, conversations)]
 
-    lengths = rough_lengths(next(iter(config.data.mix), config.data.train_path))
+    def read(path: str) -> list[list[dict[str, str]]]:
+        return store.load_conversations(trainset.resolve_path(path, workspace))
+
+    train_path = next(iter(config.data.mix), config.data.train_path)
+    conversations = read(train_path)
     if config.data.validation_path:
-        return tuple(lengths), tuple(rough_lengths(config.data.validation_path))
-    train, validation = trainset.split_validation(lengths, config.data.validation_ratio, config.train.seed)
-    return tuple(train), tuple(validation)
+        return tuple(rough_lengths(conversations)), tuple(rough_lengths(read(config.data.validation_path)))
+    split = trainset.split_validation(rough_lengths(conversations), conversations, config.data.validation_ratio,
+                                      config.train.seed, Path(train_path).name)
+    return tuple(split.train), tuple(split.validation)
 
 
 def _tokenizer_dir(name: str, workspace: Workspace) -> str | None:

@@ -89,10 +89,11 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     tokenizer = modeling.load_tokenizer(config.model.name, workspace)
     data = trainset.build(config, tokenizer, workspace)
     report = data.report
-    recorder.log(f"Data: {report['train_conversations']} training and {report['validation_conversations']} "
-                 f"validation conversations, {report['train_tokens']:,} tokens ({report['supervised_tokens']:,} "
-                 f"trained on), laid out with {report['template']}; {report['truncated']} truncated, "
-                 f"{report['dropped_too_long']} dropped as longer than {report['max_seq_length']} tokens")
+    recorder.log(f"Data: {report.train_conversations} training and {report.validation_conversations} validation "
+                 f"conversations ({report.validation_kept_together} rows kept on one side with their near-duplicate "
+                 f"prompts), {report.train_tokens:,} tokens ({report.supervised_tokens:,} trained on), laid out with "
+                 f"{report.template}; {report.truncated} truncated, {report.dropped_too_long} dropped as longer than "
+                 f"{report.max_seq_length} tokens")
 
     # Model: the base, frozen, with a LoRA adapter (fresh, or an earlier run's for two-stage training).
     model = load_model_with_adapter(config, workspace, accelerator)
@@ -225,7 +226,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
         "tokens_per_s": state.tokens_trained / state.train_seconds if state.train_seconds else 0.0,
         "peak_memory_mb": peak_memory_mb(), "trainable_parameters": trainable, "total_parameters": total,
         "precision": accelerator.mixed_precision, "threads": threads, "processes": accelerator.num_processes,
-        "data": report,
+        "data": report.to_json(),
     }
     if accelerator.is_main_process:
         atomic_write_json(folder.summary, summary)

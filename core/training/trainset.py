@@ -3,8 +3,10 @@
     build(config, tokenizer, workspace) -> TrainingData(train, validation, report)
 
 1. Read each training file (data.train_path, or every file of data.mix) with core.data.store.
-2. Hold out validation rows (data.validation_ratio of each file, or data.validation_path instead),
-   before mixing, so a repeated row can never land on both sides.
+2. Hold out validation rows (data.validation_ratio of each file, or data.validation_path instead) with
+   the Data tab's leak-aware split (core.data.splits): near-duplicate prompts stay on one side, so
+   validation never scores a question training has seen. Each file is split before mixing, so a
+   repeated row can never land on both sides either.
 3. Mix: the first file whole, every other file sampled to its share (repeating rows if it is small).
 4. Tokenise with the chat template (core.models.templates), the system prompt in front; apply the truncation
    policy; give domain-keyword tokens their extra loss weight.
@@ -16,12 +18,13 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from core.config import RunConfig
-from core.data import store
+from core.data import splits, store
+from core.data.formats import text_of
 from core.errors import DataError
 from core.models.templates import IGNORE_INDEX, TokenizedConversation, describe_template, tokenize_conversation
 from core.workspace import Workspace
@@ -43,11 +46,37 @@ class Example:
         return len(self.input_ids)
 
 
+@dataclass(frozen=True)
+class SourceCount:
+    file: str
+    rows: int         # conversations in the file
+    train_rows: int   # rows it gives to training, after the validation split and the mix
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What the run trains on, for the run log and summary.json's "data"."""
+
+    template: str                  # the chat template, described
+    sources: list[SourceCount]
+    train_conversations: int
+    validation_conversations: int
+    validation_kept_together: int  # rows held on one side of the split with a near-duplicate prompt
+    train_tokens: int
+    supervised_tokens: int         # tokens that carry loss
+    truncated: int
+    dropped_too_long: int
+    max_seq_length: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class TrainingData:
     train: list[Example]
     validation: list[Example]
-    report: dict[str, Any] = field(default_factory=dict)  # counts for the run log and summary.json
+    report: TrainingReport
 
     @property
     def train_tokens(self) -> int:
@@ -60,14 +89,21 @@ def resolve_path(path: str, workspace: Workspace) -> Path:
     return given if given.is_absolute() else workspace.root / given
 
 
-def split_validation(rows: Sequence[T], ratio: float, seed: int) -> tuple[list[T], list[T]]:
-    """(train, validation): a seeded random `ratio` of the rows held out, at least one when ratio > 0."""
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    held = min(len(rows) - 1, max(1, round(len(rows) * ratio))) if ratio > 0 and len(rows) > 1 else 0
-    held_out = set(order[:held])
-    return ([row for i, row in enumerate(rows) if i not in held_out],
-            [row for i, row in enumerate(rows) if i in held_out])
+def split_validation(rows: Sequence[T], conversations: Sequence[list[dict[str, str]]], ratio: float, seed: int,
+                     file_name: str) -> splits.Split[T]:
+    """One file's rows (`conversations[i]` is the conversation of `rows[i]`) split by the Data tab's
+    leak-aware split: about `ratio` held out, at least one when ratio > 0, seeded. Nothing is held out
+    when the ratio is 0 or the file has a single row (it cannot be split; in a mix, the other files
+    still give validation rows). DataError, naming the file and the fixes, when near-duplicates make
+    every held-out set leak."""
+    if ratio == 0 or len(rows) < 2:
+        return splits.Split(list(rows), [], kept_together=0, leaks=0)
+    try:
+        return splits.split(rows, [text_of(messages, "user") for messages in conversations], ratio, seed)
+    except DataError as error:
+        fix = ("Remove near-duplicates in the Data tab, raise data.validation_ratio, give a separate "
+               "data.validation_path, or set data.validation_ratio to 0.")
+        raise DataError(f"{file_name}: {error.problem}", fix) from None
 
 
 def mix_counts(sizes: Sequence[int], shares: Sequence[float]) -> list[int]:
@@ -159,9 +195,10 @@ def build(config: RunConfig, tokenizer: Any, workspace: Workspace) -> TrainingDa
     sources = [_read(path, workspace) for path in mix]
     seed = config.train.seed
     ratio = 0.0 if config.data.validation_path else config.data.validation_ratio
-    splits = [split_validation(source.rows, ratio, seed) for source in sources]
-    train_parts = [train for train, _ in splits]
-    validation_rows = [row for _, validation in splits for row in validation]
+    held_out = [split_validation(source.rows, [messages for _, messages in source.rows], ratio, seed, source.name)
+                for source in sources]
+    train_parts = [split.train for split in held_out]
+    validation_rows = [row for split in held_out for row in split.validation]
     if config.data.validation_path:
         validation_rows = _read(config.data.validation_path, workspace).rows
 
@@ -177,13 +214,12 @@ def build(config: RunConfig, tokenizer: Any, workspace: Workspace) -> TrainingDa
         raise DataError("No training conversation is left after applying train.truncation=drop.",
                         "Raise train.max_seq_length or set train.truncation to truncate.")
     supervised = sum(sum(label != IGNORE_INDEX for label in example.labels) for example in train)
-    report = {
-        "template": describe_template(tokenizer, config.model.template),
-        "sources": [{"file": source.name, "rows": len(source.rows), "train_rows": count}
-                    for source, count in zip(sources, counts)],
-        "train_conversations": len(train), "validation_conversations": len(validation),
-        "train_tokens": sum(len(example) for example in train), "supervised_tokens": supervised,
-        "truncated": tallies["truncated"], "dropped_too_long": tallies["dropped_too_long"],
-        "max_seq_length": config.train.max_seq_length,
-    }
+    report = TrainingReport(
+        template=describe_template(tokenizer, config.model.template),
+        sources=[SourceCount(source.name, len(source.rows), count) for source, count in zip(sources, counts)],
+        train_conversations=len(train), validation_conversations=len(validation),
+        validation_kept_together=sum(split.kept_together for split in held_out),
+        train_tokens=sum(len(example) for example in train), supervised_tokens=supervised,
+        truncated=tallies["truncated"], dropped_too_long=tallies["dropped_too_long"],
+        max_seq_length=config.train.max_seq_length)
     return TrainingData(train, validation, report)

@@ -1,12 +1,16 @@
 """Data tab: upload a file, see what is wrong with it line by line, clean it into a new version (resolving
 contradictions), browse samples, token lengths and the chat template's loss mask, bring rejects back,
 split and mix. Every handler turns widget values into one core.data.store call and its result into updates.
+
+`build` lays out the pickers at the top, then one function per inner tab (upload & clean, browse, rejects,
+split & mix) builds its widgets and wires its events; what several of them share is passed in `Shared`.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +20,10 @@ import plotly.graph_objects as go
 
 from core.data import cleaning, formats, splits, store
 from core.data.lengths import DEFAULT_MAX_TOKENS, LossPreview
+from core.data.reports import ContradictionGroup, LengthSample, StepReport, VersionReport
 from core.errors import DataError
 from core.models import modeling, templates
+from core.workspace import Workspace
 from studio.context import StudioContext
 from studio.errors import friendly
 
@@ -47,7 +53,20 @@ REASON_HELP = {
 NO_GROUPS = "No contradictions found: no question is answered in two different ways."
 GROUP_POLICIES = {cleaning.KEEP_ALL: "Keep all (flagged)", cleaning.KEEP_FIRST: "Keep the first row",
                   cleaning.DROP_ALL: "Drop all"}
-GROUPS_LISTED, GROUPS_IN_PICKER = 30, 500
+GROUPS_LISTED, GROUPS_IN_PICKER, HIDDEN_LINES_LISTED = 30, 500, 50
+
+
+@dataclass(frozen=True)
+class LastCheck:
+    """This session's last check: the version it looked at (the version picker's value) and what cleaning
+    would do to it. Contradiction choices made on it belong to that version only."""
+
+    version: str
+    report: StepReport
+
+    @property
+    def groups(self) -> list[ContradictionGroup]:
+        return self.report.contradiction_groups or []
 
 
 # ---------------------------------------------------------------- formatting (values → widgets)
@@ -64,48 +83,46 @@ def _flags(row: dict[str, Any]) -> str:
     return "; ".join(part for part in shown if part)
 
 
-def datasets_table(ctx: StudioContext) -> pd.DataFrame:
+def datasets_table(workspace: Workspace) -> pd.DataFrame:
     rows = [(d.name, d.id, f"v{d.latest_version}", d.rows, d.source_file, d.created)
-            for d in store.list_datasets(ctx.workspace)]
+            for d in store.list_datasets(workspace)]
     return pd.DataFrame(rows, columns=DATASET_COLUMNS)
 
 
-def dataset_choices(ctx: StudioContext) -> list[tuple[str, str]]:
-    return [(f"{d.name} ({d.id})", d.id) for d in store.list_datasets(ctx.workspace)]
+def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
+    return [(f"{d.name} ({d.id})", d.id) for d in store.list_datasets(workspace)]
 
 
-def version_choices(ctx: StudioContext, dataset_id: str | None) -> list[tuple[str, str]]:
+def version_choices(workspace: Workspace, dataset_id: str | None) -> list[tuple[str, str]]:
     """Newest first; each value names its dataset too ("demo-clinic-faq/v2"), so that picking another
     dataset always changes the version value and everything below follows."""
     if not dataset_id:
         return []
     return [(f"v{v.version} · {v.kind} · {v.rows + v.validation_rows} rows", f"{dataset_id}/v{v.version}")
-            for v in reversed(store.versions(ctx.workspace, dataset_id))]
+            for v in reversed(store.versions(workspace, dataset_id))]
 
 
-def version_markdown(ctx: StudioContext, dataset_id: str, version: int) -> str:
-    report = store.read_report(ctx.workspace, dataset_id, version)
-    folder = ctx.workspace.dataset_version_dir(dataset_id, version).relative_to(ctx.workspace.root)
-    made = {"upload": f"uploaded from `{report.get('source_file', '?')}`",
-            "clean": f"cleaned from v{report['parent']}", "restore": f"v{report['parent']} plus restored rows",
-            "split": f"v{report['parent']} split for training", "mix": f"v{report['parent']} mixed with "
-            f"{report['parameters'].get('other', '?')} at {':'.join(map(str, report['parameters'].get('ratio', [])))}"}
-    lines = [f"**v{version}** — {made.get(report['kind'], report['kind'])} · {report['kept']} rows · "
-             f"{report['rejected']} set aside by this step, {report['rejects_total']} rejects in all · "
-             f"sha256 `{report['sha256'][:12]}` · {report['created']}",
+def version_markdown(workspace: Workspace, report: VersionReport) -> str:
+    folder = workspace.dataset_version_dir(report.dataset, report.version).relative_to(workspace.root)
+    made = {"upload": f"uploaded from `{report.source_file or '?'}`", "clean": f"cleaned from v{report.parent}",
+            "restore": f"v{report.parent} plus restored rows", "split": f"v{report.parent} split for training",
+            "mix": f"v{report.parent} {report.note}"}
+    lines = [f"**v{report.version}** — {made.get(report.kind, report.kind)} · {report.kept} rows · "
+             f"{report.rejected} set aside by this step, {report.rejects_total} rejects in all · "
+             f"sha256 `{report.sha256[:12]}` · {report.created}",
              f"Train on `{folder / store.DATA_FILE}`"]
-    if "split" in report:
-        split = report["split"]
-        lines.append(f"Validate on `{folder / store.VALIDATION_FILE}` — {split['train']} train / "
-                     f"{split['validation']} validation, {split['kept_together']} rows kept with their "
-                     f"near-duplicates, **{split['leaks']} leaks**")
+    if report.split:
+        split = report.split
+        lines.append(f"Validate on `{folder / store.VALIDATION_FILE}` — {split.train} train / "
+                     f"{split.validation} validation, {split.kept_together} rows kept with their "
+                     f"near-duplicates, **{split.leaks} leaks**")
     return "\n\n".join(lines)
 
 
-def upload_markdown(report: dict[str, Any], rejects: list[dict[str, Any]]) -> str:
-    formats_seen = ", ".join(f"{count} {kind.replace('_', '/')}" for kind, count in report["record_formats"].items())
-    text = (f"### Read {report['rows_read']:,} rows from `{report['source_file']}`\n"
-            f"**{report['kept']:,} readable** ({formats_seen or 'none'}), **{report['rejected']:,} could not be read**. "
+def upload_markdown(report: VersionReport, rejects: list[dict[str, Any]]) -> str:
+    formats_seen = ", ".join(f"{count} {kind.replace('_', '/')}" for kind, count in (report.record_formats or {}).items())
+    text = (f"### Read {report.rows_read:,} rows from `{report.source_file}`\n"
+            f"**{report.kept:,} readable** ({formats_seen or 'none'}), **{report.rejected:,} could not be read**. "
             "The file is stored exactly as uploaded; nothing is dropped silently.")
     invalid = [row for row in rejects if "invalid" in row["reasons"]]
     if invalid:
@@ -115,17 +132,18 @@ def upload_markdown(report: dict[str, Any], rejects: list[dict[str, Any]]) -> st
     return text
 
 
-def counts_table(report: dict[str, Any]) -> pd.DataFrame:
-    rows = [(reason.replace("_", " "), count, REASON_HELP[reason]) for reason, count in report["reasons"].items()
+def counts_table(report: StepReport) -> pd.DataFrame:
+    flags = report.flags or {}
+    rows = [(reason.replace("_", " "), count, REASON_HELP[reason]) for reason, count in (report.reasons or {}).items()
             if reason != "invalid"]
-    rows += [("flagged: personal data", report["flags"].get("pii", 0), "kept, marked (masked if you chose so)"),
-             ("flagged: contradiction", report["flags"].get("contradiction", 0), "kept until you resolve the group"),
-             ("kept", report["kept"], f"of {report['rows_read']} rows")]
+    rows += [("flagged: personal data", flags.get("pii", 0), "kept, marked (masked if you chose so)"),
+             ("flagged: contradiction", flags.get("contradiction", 0), "kept until you resolve the group"),
+             ("kept", report.kept, f"of {report.rows_read} rows")]
     return pd.DataFrame(rows, columns=COUNT_COLUMNS)
 
 
-def group_choices(groups: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(f"{g['id']}: {_line_list(g['source_lines'])}", g["id"]) for g in groups[:GROUPS_IN_PICKER]]
+def group_choices(groups: list[ContradictionGroup]) -> list[tuple[str, str]]:
+    return [(f"{g.id}: {_line_list(g.source_lines)}", g.id) for g in groups[:GROUPS_IN_PICKER]]
 
 
 def _line_list(lines: list[int], shown: int = 6) -> str:
@@ -133,45 +151,45 @@ def _line_list(lines: list[int], shown: int = 6) -> str:
     return f"lines {listed}" if len(lines) <= shown else f"{len(lines)} rows, lines {listed}…"
 
 
-def resolution_choices(group: dict[str, Any]) -> list[tuple[str, str]]:
+def resolution_choices(group: ContradictionGroup) -> list[tuple[str, str]]:
     return ([(GROUP_POLICIES[cleaning.KEEP_ALL], cleaning.KEEP_ALL)]
-            + [(f"Keep line {row['source_line']} only", f"{cleaning.KEEP_LINE}{row['source_line']}") for row in group["rows"]]
+            + [(f"Keep line {row.source_line} only", f"{cleaning.KEEP_LINE}{row.source_line}") for row in group.rows]
             + [(GROUP_POLICIES[cleaning.DROP_ALL], cleaning.DROP_ALL)])
 
 
-def group_html(group: dict[str, Any]) -> str:
+def group_html(group: ContradictionGroup) -> str:
     cards = "".join(
         f"<div class='ds-card' style='flex:1;min-width:220px;border:1px solid #cbd5e1;border-radius:8px;padding:10px'>"
-        f"<div style='font-weight:700'>Line {row['source_line']}</div>"
-        f"<div style='margin-top:6px'><b>Prompt:</b> {html.escape(row['prompt'])}</div>"
-        f"<div style='margin-top:6px'><b>Response:</b> {html.escape(row['response'])}</div></div>"
-        for row in group["rows"])
-    hidden = len(group["source_lines"]) - len(group["rows"])
-    more = f"<div>… and {hidden} more rows: lines {', '.join(map(str, group['source_lines'][len(group['rows']):][:50]))}</div>" if hidden else ""
+        f"<div style='font-weight:700'>Line {row.source_line}</div>"
+        f"<div style='margin-top:6px'><b>Prompt:</b> {html.escape(row.prompt)}</div>"
+        f"<div style='margin-top:6px'><b>Response:</b> {html.escape(row.response)}</div></div>"
+        for row in group.rows)
+    hidden = group.source_lines[len(group.rows):]
+    more = (f"<div>… and {len(hidden)} more rows: lines {', '.join(map(str, hidden[:HIDDEN_LINES_LISTED]))}</div>"
+            if hidden else "")
     return f"<div id='ds-group-cards' style='display:flex;gap:12px;flex-wrap:wrap'>{cards}</div>{more}"
 
 
-def resolutions_markdown(groups: list[dict[str, Any]], resolutions: dict[str, str], policy: str) -> str:
+def resolutions_markdown(groups: list[ContradictionGroup], resolutions: dict[str, str], policy: str) -> str:
     if not groups:
         return NO_GROUPS
 
     def said(choice: str) -> str:
         return GROUP_POLICIES.get(choice, choice.replace(cleaning.KEEP_LINE, "keep line ")).lower()
 
-    lines = [f"- **{g['id']}** ({_line_list(g['source_lines'])}): {said(resolutions.get(g['id'], policy))}"
+    lines = [f"- **{g.id}** ({_line_list(g.source_lines)}): {said(resolutions.get(g.id, policy))}"
              for g in groups[:GROUPS_LISTED]]
     if len(groups) > GROUPS_LISTED:
         lines.append(f"- … {len(groups) - GROUPS_LISTED} more: {said(policy)} unless you resolve them one by one")
     return f"**{len(groups)} contradiction group(s)** — what saving will do:\n" + "\n".join(lines)
 
 
-def lengths_figure(report: dict[str, Any] | None) -> go.Figure:
+def lengths_figure(measured: LengthSample | None) -> go.Figure:
     figure = go.Figure()
-    measured = (report or {}).get("lengths")
     if measured:
-        figure.add_histogram(x=measured["prompt_tokens"], name="Prompt", opacity=0.7)
-        figure.add_histogram(x=measured["response_tokens"], name="Response", opacity=0.7)
-        sample = "" if measured["measured"] == measured["rows"] else f" (random {measured['measured']:,} of {measured['rows']:,})"
+        figure.add_histogram(x=measured.prompt_tokens, name="Prompt", opacity=0.7)
+        figure.add_histogram(x=measured.response_tokens, name="Response", opacity=0.7)
+        sample = f" (random {measured.measured:,} of {measured.rows:,})" if measured.sampled else ""
         title = f"Token lengths of the kept rows{sample}"
     else:
         title = "Token lengths appear after a check or a cleaning run"
@@ -200,7 +218,8 @@ def page_of(rows: list[dict[str, Any]], page: float) -> tuple[list[dict[str, Any
     number = min(max(1, int(page or 1)), pages)
     shown = rows[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
     first = (number - 1) * PAGE_SIZE + 1 if shown else 0
-    return shown, number, f"Rows {first}–{first + len(shown) - 1 if shown else 0} of {len(rows):,} · page {number} of {pages}"
+    last = first + len(shown) - 1 if shown else 0
+    return shown, number, f"Rows {first}–{last} of {len(rows):,} · page {number} of {pages}"
 
 
 def preview_html(previews: list[tuple[int, LossPreview]]) -> str:
@@ -222,6 +241,8 @@ def preview_html(previews: list[tuple[int, LossPreview]]) -> str:
     return legend + "".join(parts)
 
 
+# ---------------------------------------------------------------- widget values → core arguments
+
 def _lines(text: str) -> list[int]:
     found = re.findall(r"\d+", text or "")
     if not found:
@@ -237,7 +258,53 @@ def _selected(value: str | None) -> tuple[str, int]:
     return dataset_id, int(number)
 
 
+def _clean_options(steps: list[str] | None, near: float, question: float, min_chars: float | None,
+                   max_tokens: float | None, model: str | None, mask_pii: bool, policy: str | None,
+                   resolutions: dict[str, str] | None = None) -> tuple[cleaning.CleanOptions, str]:
+    """The cleaning settings (`CleaningSettings.widgets`, then the group policy) as options, and the model
+    that counts tokens."""
+    options = cleaning.CleanOptions(steps=tuple(steps or ()), near_duplicate_threshold=float(near),
+                                    same_question_threshold=float(question), min_response_chars=int(min_chars or 0),
+                                    max_tokens=int(max_tokens or DEFAULT_MAX_TOKENS), mask_pii=bool(mask_pii),
+                                    contradictions=policy or cleaning.KEEP_ALL, resolutions=dict(resolutions or {}))
+    return options, model or modeling.DEFAULT_MODEL
+
+
+def _matching(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    needle = (text or "").strip().casefold()
+    return [row for row in rows if any(needle in m["content"].casefold() for m in row["messages"])] if needle else rows
+
+
 # ---------------------------------------------------------------- the tab
+
+@dataclass(frozen=True)
+class Shared:
+    """What the sections of the tab share: the workspace and the components more than one of them updates."""
+
+    workspace: Workspace
+    table: gr.Dataframe
+    dataset: gr.Dropdown
+    version: gr.Dropdown      # its value ("demo-clinic-faq/v2") is what every section works on
+    other: gr.Dropdown        # the dataset to mix in (Split & mix); its choices follow the dataset list
+    lengths_plot: gr.Plot     # shown in Browse; redrawn by a check and by picking a version
+
+    @property
+    def pickers(self) -> list[gr.components.Component]:
+        """What `show_version` updates, in its order."""
+        return [self.table, self.dataset, self.version, self.other]
+
+    def versions_of(self, dataset_id: str | None) -> dict[str, Any]:
+        """A version picker's update for a dataset: its versions, the newest selected."""
+        choices = version_choices(self.workspace, dataset_id)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def show_version(self, dataset_id: str, number: int) -> tuple[Any, ...]:
+        """Updates for the datasets table, both dataset pickers and the version picker, selecting one version."""
+        choices = dataset_choices(self.workspace)
+        return (datasets_table(self.workspace), gr.update(choices=choices, value=dataset_id),
+                gr.update(choices=version_choices(self.workspace, dataset_id), value=f"{dataset_id}/v{number}"),
+                gr.update(choices=choices))
+
 
 def page_buttons(prefix: str) -> tuple[gr.Number, gr.Button, gr.Button]:
     """A page number with previous/next buttons (elem_ids ds-<prefix>-page, -prev, -next)."""
@@ -246,148 +313,147 @@ def page_buttons(prefix: str) -> tuple[gr.Number, gr.Button, gr.Button]:
             gr.Button("Next ▶", elem_id=f"ds-{prefix}-next", scale=1))
 
 
-def build(ctx: StudioContext, app: gr.Blocks) -> None:
-    workspace = ctx.workspace
-    with gr.Row():
-        dataset = gr.Dropdown(label="Dataset", elem_id="ds-dataset", scale=3)
-        version = gr.Dropdown(label="Version", elem_id="ds-version", scale=2)
-    version_summary = gr.Markdown(elem_id="ds-version-summary")
-    with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
-        table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
-    last_check = gr.State({})        # the last check's report (counts, groups) for this session
+def _wire_pages(page: gr.Number, previous: gr.Button, following: gr.Button, handler: Any,
+                inputs: list[Any], outputs: list[Any]) -> None:
+    """Previous/next change the page number at once (no queue), then show that page."""
+    def turn(step: int) -> Any:
+        return lambda number: max(1, int(number or 1) + step)
+
+    for button, step in ((previous, -1), (following, 1)):
+        event = str(button.elem_id).removeprefix("ds-").replace("-", "_")   # e.g. sample_next
+        button.click(turn(step), page, page, api_name=event, queue=False).then(
+            handler, inputs, outputs, api_name=f"{event}_rows", show_progress="hidden")
+
+
+@dataclass(frozen=True)
+class CleaningSettings:
+    steps: gr.CheckboxGroup
+    near: gr.Slider
+    question: gr.Slider
+    min_chars: gr.Number
+    max_tokens: gr.Number
+    model: gr.Dropdown        # its tokenizer and chat template count tokens (and show the loss mask in Browse)
+    mask_pii: gr.Checkbox
+
+    @property
+    def widgets(self) -> list[gr.components.Component]:
+        """In the order `_clean_options` takes them."""
+        return [self.steps, self.near, self.question, self.min_chars, self.max_tokens, self.model, self.mask_pii]
+
+
+def _cleaning_settings() -> CleaningSettings:
+    with gr.Accordion("Cleaning settings", open=False, elem_id="ds-settings"):
+        steps = gr.CheckboxGroup([(label, step) for step, label in STEP_LABELS.items()], value=list(cleaning.STEPS),
+                                 label="Steps", elem_id="ds-steps")
+        with gr.Row():
+            near = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Near-duplicate similarity",
+                             info="How alike two answers must be to count as one (1 = identical).",
+                             elem_id="ds-near-threshold")
+            question = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Same-question similarity",
+                                 info="How alike two prompts must be to count as the same question.",
+                                 elem_id="ds-question-threshold")
+        with gr.Row():
+            min_chars = gr.Number(value=2, precision=0, minimum=0, label="Shortest answer (characters)",
+                                  elem_id="ds-min-chars")
+            max_tokens = gr.Number(value=DEFAULT_MAX_TOKENS, precision=0, minimum=16, label="Longest row (tokens)",
+                                   elem_id="ds-max-tokens")
+            model = gr.Dropdown([(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)], value=modeling.DEFAULT_MODEL,
+                                allow_custom_value=True, label="Model (tokenizer and chat template)",
+                                info="Type a model folder or hub id to use another.", elem_id="ds-model")
+            mask_pii = gr.Checkbox(label="Mask personal data ([EMAIL], [PHONE]…)", elem_id="ds-mask-pii")
+    return CleaningSettings(steps, near, question, min_chars, max_tokens, model, mask_pii)
+
+
+@dataclass(frozen=True)
+class ContradictionPanel:
+    """Contradiction groups side by side, and how each is to be resolved."""
+
+    summary: gr.Markdown      # what saving will do to every group
+    panel: gr.Group           # shown when a check found groups
+    policy: gr.Radio          # for the groups not resolved one by one
+    group: gr.Dropdown
+    view: gr.HTML
+    choice: gr.Radio
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """What `after_check` updates, in its order."""
+        return [self.summary, self.panel, self.group, self.view, self.choice]
+
+    @staticmethod
+    def after_check(groups: list[ContradictionGroup], policy: str) -> tuple[Any, ...]:
+        """The panel showing a check's groups, the first one picked and nothing resolved yet."""
+        first = groups[0] if groups else None
+        return (resolutions_markdown(groups, {}, policy), gr.update(visible=first is not None),
+                gr.update(choices=group_choices(groups), value=first.id if first else None),
+                group_html(first) if first else "",
+                gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None))
+
+
+def _contradiction_panel(last_check: gr.State, resolutions: gr.State) -> ContradictionPanel:
+    """The panel, wired: picking a group shows it; a choice (or the policy) updates `resolutions`."""
+    summary = gr.Markdown(elem_id="ds-groups-summary")
+    with gr.Group(visible=False, elem_id="ds-group-panel") as panel:
+        policy = gr.Radio([(label, key) for key, label in GROUP_POLICIES.items()], value=cleaning.KEEP_ALL,
+                          label="Groups you do not resolve one by one", elem_id="ds-group-policy")
+        group = gr.Dropdown(label="Contradiction group", elem_id="ds-group")
+        view = gr.HTML(elem_id="ds-group-view")
+        choice = gr.Radio(label="Resolve this group", elem_id="ds-group-choice")
+
+    @friendly
+    def show_group(group_id: str, checked: LastCheck | None, chosen: dict[str, str]):
+        found = next((g for g in checked.groups if g.id == group_id), None) if checked else None
+        if found is None:
+            return "", gr.update(choices=[], value=None)
+        return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
+
+    @friendly
+    def resolve_group(group_id: str, resolution: str, policy_value: str, checked: LastCheck | None,
+                      chosen: dict[str, str]):
+        updated = {**(chosen or {}), group_id: resolution} if group_id and resolution else dict(chosen or {})
+        return updated, resolutions_markdown(checked.groups if checked else [], updated, policy_value)
+
+    group.change(show_group, [group, last_check, resolutions], [view, choice], api_name="show_group",
+                 show_progress="hidden")
+    gr.on([choice.input, policy.input], resolve_group, [group, choice, policy, last_check, resolutions],
+          [resolutions, summary], api_name="resolve_group", show_progress="hidden")
+    return ContradictionPanel(summary, panel, policy, group, view, choice)
+
+
+def _upload_and_clean(shared: Shared) -> gr.Dropdown:
+    """Upload (with a column mapping for CSV files), check what cleaning would do, resolve contradiction
+    groups side by side, save a cleaned version. Returns the model picker, which the template preview uses too."""
+    workspace, version = shared.workspace, shared.version
+    last_check = gr.State(None)      # LastCheck: the counts and groups the choices below are made on
     resolutions = gr.State({})       # contradiction group id → keep-all | drop-all | keep:<line>
     csv_upload = gr.State("")        # a CSV waiting for its column mapping
 
-    with gr.Tabs(elem_id="ds-tabs"):
-        with gr.Tab("Upload & clean", id="ds-clean", elem_id="ds-clean-tab"):
-            with gr.Row():
-                upload = gr.File(label="Upload a dataset (.jsonl, .json or .csv)", file_types=[".jsonl", ".json", ".csv"],
-                                 elem_id="ds-upload", scale=3)
-                name = gr.Textbox(label="Name (optional)", placeholder="e.g. Clinic FAQ 2024", elem_id="ds-name", scale=2)
-            with gr.Group(visible=False, elem_id="ds-csv-mapping") as csv_mapping:
-                gr.Markdown("This is a CSV file: choose which columns hold the conversation.")
-                with gr.Row():
-                    csv_prompt = gr.Dropdown(label="Prompt column", elem_id="ds-csv-prompt")
-                    csv_response = gr.Dropdown(label="Response column", elem_id="ds-csv-response")
-                    csv_system = gr.Dropdown(label="System column (optional)", elem_id="ds-csv-system")
-                csv_import = gr.Button("Import CSV", variant="primary", elem_id="ds-csv-import")
-            upload_report = gr.Markdown(elem_id="ds-upload-report")
-            with gr.Accordion("Cleaning settings", open=False, elem_id="ds-settings"):
-                steps = gr.CheckboxGroup([(label, step) for step, label in STEP_LABELS.items()], value=list(cleaning.STEPS),
-                                         label="Steps", elem_id="ds-steps")
-                with gr.Row():
-                    near = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Near-duplicate similarity",
-                                     info="How alike two answers must be to count as one (1 = identical).",
-                                     elem_id="ds-near-threshold")
-                    question = gr.Slider(0.3, 1.0, value=0.6, step=0.05, label="Same-question similarity",
-                                         info="How alike two prompts must be to count as the same question.",
-                                         elem_id="ds-question-threshold")
-                with gr.Row():
-                    min_chars = gr.Number(value=2, precision=0, minimum=0, label="Shortest answer (characters)",
-                                          elem_id="ds-min-chars")
-                    max_tokens = gr.Number(value=DEFAULT_MAX_TOKENS, precision=0, minimum=16, label="Longest row (tokens)",
-                                           elem_id="ds-max-tokens")
-                    model = gr.Dropdown([(modeling.DEFAULT_MODEL_LABEL, modeling.DEFAULT_MODEL)], value=modeling.DEFAULT_MODEL,
-                                        allow_custom_value=True, label="Model (tokenizer and chat template)",
-                                        info="Type a model folder or hub id to use another.", elem_id="ds-model")
-                    mask_pii = gr.Checkbox(label="Mask personal data ([EMAIL], [PHONE]…)", elem_id="ds-mask-pii")
-            check = gr.Button("Check this version", elem_id="ds-check")
-            counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
-            groups_summary = gr.Markdown(elem_id="ds-groups-summary")
-            with gr.Group(visible=False, elem_id="ds-group-panel") as group_panel:
-                group_policy = gr.Radio([(label, policy) for policy, label in GROUP_POLICIES.items()],
-                                        value=cleaning.KEEP_ALL, label="Groups you do not resolve one by one",
-                                        elem_id="ds-group-policy")
-                group = gr.Dropdown(label="Contradiction group", elem_id="ds-group")
-                group_view = gr.HTML(elem_id="ds-group-view")
-                group_choice = gr.Radio(label="Resolve this group", elem_id="ds-group-choice")
-            save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
-            save_report = gr.Markdown(elem_id="ds-save-report")
+    with gr.Row():
+        upload = gr.File(label="Upload a dataset (.jsonl, .json or .csv)", file_types=[".jsonl", ".json", ".csv"],
+                         elem_id="ds-upload", scale=3)
+        name = gr.Textbox(label="Name (optional)", placeholder="e.g. Clinic FAQ 2024", elem_id="ds-name", scale=2)
+    with gr.Group(visible=False, elem_id="ds-csv-mapping") as csv_mapping:
+        gr.Markdown("This is a CSV file: choose which columns hold the conversation.")
+        with gr.Row():
+            csv_prompt = gr.Dropdown(label="Prompt column", elem_id="ds-csv-prompt")
+            csv_response = gr.Dropdown(label="Response column", elem_id="ds-csv-response")
+            csv_system = gr.Dropdown(label="System column (optional)", elem_id="ds-csv-system")
+        csv_import = gr.Button("Import CSV", variant="primary", elem_id="ds-csv-import")
+    upload_report = gr.Markdown(elem_id="ds-upload-report")
+    cleaning_settings = _cleaning_settings()
+    check = gr.Button("Check this version", elem_id="ds-check")
+    counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
+    contradictions = _contradiction_panel(last_check, resolutions)
+    save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
+    save_report = gr.Markdown(elem_id="ds-save-report")
+    settings = [*cleaning_settings.widgets, contradictions.policy]
+    check_outputs = [last_check, resolutions, counts, *contradictions.outputs, shared.lengths_plot]
 
-        with gr.Tab("Browse", id="ds-browse", elem_id="ds-browse-tab"):
-            lengths_plot = gr.Plot(elem_id="ds-lengths", label="Token lengths")
-            with gr.Row():
-                search = gr.Textbox(label="Find text", placeholder="a word in the prompt or answer", elem_id="ds-search", scale=3)
-                sample_page, sample_prev, sample_next = page_buttons("sample")
-            sample_info = gr.Markdown(elem_id="ds-sample-info")
-            samples = gr.Dataframe(headers=SAMPLE_COLUMNS, interactive=False, wrap=True, elem_id="ds-samples")
-            with gr.Row():
-                template = gr.Dropdown(["auto", *templates.BUILTIN_TEMPLATES], value="auto", label="Chat template",
-                                       elem_id="ds-template", scale=2)
-                preview_button = gr.Button("Preview the template on this page's first 3 rows", elem_id="ds-preview-button",
-                                           scale=3)
-            preview = gr.HTML(elem_id="ds-template-preview")
-
-        with gr.Tab("Rejects", id="ds-rejects", elem_id="ds-rejects-tab"):
-            with gr.Row():
-                reason = gr.Dropdown([("All reasons", "")] + [(r.replace("_", " "), r) for r in cleaning.REASONS], value="",
-                                     label="Reason", elem_id="ds-reject-reason", scale=2)
-                reject_page, reject_prev, reject_next = page_buttons("reject")
-            reject_info = gr.Markdown(elem_id="ds-reject-info")
-            rejects = gr.Dataframe(headers=REJECT_COLUMNS, interactive=False, wrap=True, elem_id="ds-rejects")
-            with gr.Row():
-                restore_lines = gr.Textbox(label="Lines to restore", placeholder="e.g. 31, 84 — or click rows above",
-                                           elem_id="ds-restore-lines", scale=3)
-                restore = gr.Button("Restore into a new version", variant="primary", elem_id="ds-restore", scale=1)
-            restore_report = gr.Markdown(elem_id="ds-restore-report")
-
-        with gr.Tab("Split & mix", id="ds-split", elem_id="ds-split-tab"):
-            gr.Markdown("**Split** holds out rows for validation. Rows whose prompts are near-duplicates stay on "
-                        "one side, so validation never tests what training has already seen.")
-            with gr.Row():
-                validation_ratio = gr.Slider(0.02, 0.5, value=0.1, step=0.01, label="Validation share",
-                                             elem_id="ds-validation-ratio")
-                seed = gr.Number(value=0, precision=0, label="Seed (same seed, same split)", elem_id="ds-seed")
-                split = gr.Button("Split into a new version", variant="primary", elem_id="ds-split-button")
-            gr.Markdown("**Mix** adds rows of another dataset (e.g. hard examples) so that they make up a share of "
-                        "the result: 8:2 keeps every row of this version and adds a quarter as many from the other "
-                        "(repeating them if there are too few).")
-            with gr.Row():
-                other = gr.Dropdown(label="Other dataset", elem_id="ds-mix-other")
-                other_version = gr.Dropdown(label="Its version", elem_id="ds-mix-other-version")
-                ratio = gr.Textbox(value="8:2", label="Ratio (this : other)", elem_id="ds-mix-ratio")
-                mix = gr.Button("Mix into a new version", variant="primary", elem_id="ds-mix-button")
-            split_report = gr.Markdown(elem_id="ds-split-report")
-
-    # ------------------------------------------------------------ handlers
-
-    def options(step_values, near_value, question_value, min_value, max_value, model_name, mask_value, policy,
-                chosen=None) -> tuple[cleaning.CleanOptions, str]:
-        """The cleaning settings widgets (in `settings` order) as options, and the model that counts tokens."""
-        return cleaning.CleanOptions(steps=tuple(step_values or ()), near_duplicate_threshold=float(near_value),
-                                     same_question_threshold=float(question_value), min_response_chars=int(min_value or 0),
-                                     max_tokens=int(max_value or DEFAULT_MAX_TOKENS), mask_pii=bool(mask_value),
-                                     contradictions=policy or cleaning.KEEP_ALL,
-                                     resolutions=dict(chosen or {})), model_name or modeling.DEFAULT_MODEL
-
-    def show_version(dataset_id: str, number: int):
-        """Updates for the datasets table, both dataset pickers and the version picker, selecting one version."""
-        choices = dataset_choices(ctx)
-        return (datasets_table(ctx), gr.update(choices=choices, value=dataset_id),
-                gr.update(choices=version_choices(ctx, dataset_id), value=f"{dataset_id}/v{number}"),
-                gr.update(choices=choices))
-
-    def matching(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-        needle = (text or "").strip().casefold()
-        return [row for row in rows if any(needle in m["content"].casefold() for m in row["messages"])] if needle else rows
-
-    @friendly
-    def list_datasets():
-        choices = dataset_choices(ctx)
-        return datasets_table(ctx), gr.update(choices=choices, value=choices[-1][1] if choices else None), gr.update(choices=choices)
-
-    @friendly
-    def select_dataset(dataset_id: str):
-        choices = version_choices(ctx, dataset_id)
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-    @friendly
-    def select_version(selected: str | None):
-        if not selected:
-            return "", lengths_figure(None), 1, 1
-        dataset_id, number = _selected(selected)
-        report = store.read_report(workspace, dataset_id, number)
-        return version_markdown(ctx, dataset_id, number), lengths_figure(report), 1, 1
+    def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
+        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
+        message = upload_markdown(store.read_report(workspace, created.dataset_id, 1),
+                                  store.read_rejects(workspace, created.dataset_id, 1))
+        return (*shared.show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
 
     @friendly
     def upload_file(file_path: str | None, display_name: str):
@@ -408,72 +474,109 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
             raise DataError("No CSV file is waiting to be imported.", "Upload the CSV file first.")
         return import_rows(file_path, display_name, formats.CsvMapping(prompt_column, response_column, system_column or None))
 
-    def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
-        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
-        message = upload_markdown(store.read_report(workspace, created.dataset_id, 1),
-                                  store.read_rejects(workspace, created.dataset_id, 1))
-        return (*show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
-
     @friendly
-    def check_version(selected, *settings_values):
-        dataset_id, number = _selected(selected)
-        cleaning_options, model_name = options(*settings_values)
-        report = store.check_version(workspace, dataset_id, number, cleaning_options, model=model_name)
-        report["selected"] = selected   # the choices made on this check belong to this version only
-        groups = report["contradiction_groups"]
-        first = groups[0] if groups else None
+    def check_version(selected: str | None, *settings_values: Any):
+        options, model_name = _clean_options(*settings_values)
+        report = store.check_version(workspace, *_selected(selected), options, model=model_name)
+        checked = LastCheck(str(selected), report)
         counted = gr.update(value=counts_table(report), label=f"What cleaning would do to {selected}")
-        return (report, {}, counted, resolutions_markdown(groups, {}, cleaning_options.contradictions), gr.update(visible=bool(groups)),
-                gr.update(choices=group_choices(groups), value=first["id"] if first else None),
-                group_html(first) if first else "",
-                gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None),
-                lengths_figure(report))
+        return (checked, {}, counted, *ContradictionPanel.after_check(checked.groups, options.contradictions),
+                lengths_figure(report.lengths))
 
     @friendly
-    def check_upload(csv_waiting: str, selected, *settings_values):
+    def check_upload(csv_waiting: str, selected: str | None, *settings_values: Any):
         if csv_waiting:   # an upload that still needs its column mapping: nothing new to check yet
-            return (*[gr.update()] * 8, gr.update())
+            return tuple(gr.update() for _ in check_outputs)
         return check_version(selected, *settings_values)
 
     @friendly
-    def show_group(group_id: str, report: dict, chosen: dict):
-        found = next((g for g in (report or {}).get("contradiction_groups", []) if g["id"] == group_id), None)
-        if found is None:
-            return "", gr.update(choices=[], value=None)
-        return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
-
-    @friendly
-    def resolve_group(group_id: str, choice: str, policy: str, report: dict, chosen: dict):
-        updated = {**(chosen or {}), group_id: choice} if group_id and choice else dict(chosen or {})
-        return updated, resolutions_markdown((report or {}).get("contradiction_groups", []), updated, policy)
-
-    @friendly
-    def save_version(selected, chosen, checked, *settings_values):
+    def save_version(selected: str | None, chosen: dict[str, str], checked: LastCheck | None, *settings_values: Any):
         dataset_id, number = _selected(selected)
-        if chosen and (checked or {}).get("selected") != selected:
-            raise DataError(f"The contradiction choices were made on {(checked or {}).get('selected')}, not {selected}.",
+        checked_version = checked.version if checked else None
+        if chosen and checked_version != selected:
+            raise DataError(f"The contradiction choices were made on {checked_version}, not {selected}.",
                             "Press 'Check this version' and resolve its groups again.")
-        cleaning_options, model_name = options(*settings_values, chosen=chosen)
-        created = store.clean_version(workspace, dataset_id, number, cleaning_options, model=model_name)
+        options, model_name = _clean_options(*settings_values, resolutions=chosen)
+        created = store.clean_version(workspace, dataset_id, number, options, model=model_name)
         report = store.read_report(workspace, dataset_id, created.version)
-        return (*show_version(dataset_id, created.version),
-                f"✓ Saved **v{created.version}**: {report['kept']:,} rows kept, {report['rejected']:,} set aside "
+        return (*shared.show_version(dataset_id, created.version),
+                f"✓ Saved **v{created.version}**: {report.kept:,} rows kept, {report.rejected:,} set aside "
                 "(browse them in Rejects; any of them can be restored).")
 
-    @friendly
-    def sample_rows(selected, page, text):
-        if not selected:
-            return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
-        shown, number, info = page_of(matching(store.read_rows(workspace, *_selected(selected)), text), page)
-        return rows_table(shown), number, info
+    upload_outputs = [*shared.pickers, csv_mapping, csv_upload, csv_prompt, csv_response, csv_system, upload_report]
+    upload.upload(upload_file, [upload, name], upload_outputs, api_name="upload_dataset").success(
+        check_upload, [csv_upload, version, *settings], check_outputs, api_name="check_upload")
+    csv_import.click(import_csv, [csv_upload, name, csv_prompt, csv_response, csv_system], upload_outputs,
+                     api_name="import_csv").success(check_version, [version, *settings], check_outputs,
+                                                    api_name="check_csv_upload")
+    check.click(check_version, [version, *settings], check_outputs, api_name="check_dataset")
+    save.click(save_version, [version, resolutions, last_check, *settings], [*shared.pickers, save_report],
+               api_name="save_clean_version")
+    return cleaning_settings.model
+
+
+def _browse(shared: Shared, model: gr.Dropdown) -> gr.Number:
+    """Token-length histograms, a searchable page of rows, and the chat template's loss mask on them.
+    Returns the page number, which picking a version resets."""
+    workspace, version = shared.workspace, shared.version
+    shared.lengths_plot.render()
+    with gr.Row():
+        search = gr.Textbox(label="Find text", placeholder="a word in the prompt or answer", elem_id="ds-search", scale=3)
+        page, previous, following = page_buttons("sample")
+    info = gr.Markdown(elem_id="ds-sample-info")
+    samples = gr.Dataframe(headers=SAMPLE_COLUMNS, interactive=False, wrap=True, elem_id="ds-samples")
+    with gr.Row():
+        template = gr.Dropdown(["auto", *templates.BUILTIN_TEMPLATES], value="auto", label="Chat template",
+                               elem_id="ds-template", scale=2)
+        preview_button = gr.Button("Preview the template on this page's first 3 rows", elem_id="ds-preview-button",
+                                   scale=3)
+    preview = gr.HTML(elem_id="ds-template-preview")
 
     @friendly
-    def reject_rows(selected, reason_value, page):
+    def sample_rows(selected: str | None, page_number: float, text: str):
+        if not selected:
+            return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
+        shown, number, described = page_of(_matching(store.read_rows(workspace, *_selected(selected)), text), page_number)
+        return rows_table(shown), number, described
+
+    @friendly
+    def template_preview(selected: str | None, page_number: float, text: str, model_name: str, template_name: str):
+        shown = page_of(_matching(store.read_rows(workspace, *_selected(selected)), text), page_number)[0][:3]
+        counter = store.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
+        return preview_html([(row["source_line"], counter.preview(row["messages"])) for row in shown])
+
+    inputs, outputs = [version, page, search], [samples, page, info]
+    gr.on([version.change, page.submit, search.submit], sample_rows, inputs, outputs, api_name="sample_rows",
+          show_progress="hidden")
+    _wire_pages(page, previous, following, sample_rows, inputs, outputs)
+    preview_button.click(template_preview, [version, page, search, model, template], preview, api_name="template_preview")
+    return page
+
+
+def _rejects(shared: Shared) -> gr.Number:
+    """Every row set aside in the version's lineage, by reason, and restoring chosen ones into a new version.
+    Returns the page number, which picking a version resets."""
+    workspace, version = shared.workspace, shared.version
+    with gr.Row():
+        reason = gr.Dropdown([("All reasons", "")] + [(r.replace("_", " "), r) for r in cleaning.REASONS], value="",
+                             label="Reason", elem_id="ds-reject-reason", scale=2)
+        page, previous, following = page_buttons("reject")
+    info = gr.Markdown(elem_id="ds-reject-info")
+    rejects = gr.Dataframe(headers=REJECT_COLUMNS, interactive=False, wrap=True, elem_id="ds-rejects")
+    with gr.Row():
+        restore_lines = gr.Textbox(label="Lines to restore", placeholder="e.g. 31, 84 — or click rows above",
+                                   elem_id="ds-restore-lines", scale=3)
+        restore = gr.Button("Restore into a new version", variant="primary", elem_id="ds-restore", scale=1)
+    restore_report = gr.Markdown(elem_id="ds-restore-report")
+
+    @friendly
+    def reject_rows(selected: str | None, reason_value: str, page_number: float):
         if not selected:
             return pd.DataFrame(columns=REJECT_COLUMNS), 1, ""
         rows = store.read_rejects(workspace, *_selected(selected))
-        shown, number, info = page_of([row for row in rows if not reason_value or reason_value in row["reasons"]], page)
-        return rejects_table(shown), number, info
+        shown, number, described = page_of([row for row in rows if not reason_value or reason_value in row["reasons"]],
+                                           page_number)
+        return rejects_table(shown), number, described
 
     @friendly
     def pick_reject(current: str, event: gr.SelectData):
@@ -482,85 +585,108 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         return ", ".join(picked if line in picked or not line.isdigit() else [*picked, line])
 
     @friendly
-    def restore_rows(selected, lines_text):
+    def restore_rows(selected: str | None, lines_text: str):
         dataset_id, number = _selected(selected)
         created = store.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
-        restored = store.read_report(workspace, dataset_id, created.version)["restored"]
-        return (*show_version(dataset_id, created.version),
+        restored = store.read_report(workspace, dataset_id, created.version).restored
+        return (*shared.show_version(dataset_id, created.version),
                 f"✓ Restored {restored} row(s) into **v{created.version}**; later cleaning leaves them alone.", "")
 
-    @friendly
-    def split_rows(selected, share, seed_value):
-        dataset_id, number = _selected(selected)
-        created = store.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
-        figures = store.read_report(workspace, dataset_id, created.version)["split"]
-        return (*show_version(dataset_id, created.version),
-                f"✓ **v{created.version}**: {figures['train']:,} training and {figures['validation']:,} validation rows; "
-                f"leakage check: {figures['leaks']} validation prompts near-duplicate a training prompt.")
+    inputs, outputs = [version, reason, page], [rejects, page, info]
+    gr.on([version.change, reason.change, page.submit], reject_rows, inputs, outputs, api_name="reject_rows",
+          show_progress="hidden")
+    _wire_pages(page, previous, following, reject_rows, inputs, outputs)
+    rejects.select(pick_reject, restore_lines, restore_lines, api_name="pick_reject", show_progress="hidden")
+    restore.click(restore_rows, [version, restore_lines], [*shared.pickers, restore_report, restore_lines],
+                  api_name="restore_rejects")
+    return page
+
+
+def _split_and_mix(shared: Shared) -> None:
+    """Hold out validation rows without leaks, or mix another dataset's rows in at a ratio."""
+    workspace, version = shared.workspace, shared.version
+    gr.Markdown("**Split** holds out rows for validation. Rows whose prompts are near-duplicates stay on "
+                "one side, so validation never tests what training has already seen.")
+    with gr.Row():
+        validation_ratio = gr.Slider(0.02, 0.5, value=0.1, step=0.01, label="Validation share",
+                                     elem_id="ds-validation-ratio")
+        seed = gr.Number(value=0, precision=0, label="Seed (same seed, same split)", elem_id="ds-seed")
+        split = gr.Button("Split into a new version", variant="primary", elem_id="ds-split-button")
+    gr.Markdown("**Mix** adds rows of another dataset (e.g. hard examples) so that they make up a share of "
+                "the result: 8:2 keeps every row of this version and adds a quarter as many from the other "
+                "(repeating them if there are too few).")
+    with gr.Row():
+        shared.other.render()
+        other_version = gr.Dropdown(label="Its version", elem_id="ds-mix-other-version")
+        ratio = gr.Textbox(value="8:2", label="Ratio (this : other)", elem_id="ds-mix-ratio")
+        mix = gr.Button("Mix into a new version", variant="primary", elem_id="ds-mix-button")
+    split_report = gr.Markdown(elem_id="ds-split-report")
 
     @friendly
-    def mix_rows(selected, other_selected, ratio_text, seed_value):
+    def split_rows(selected: str | None, share: float, seed_value: float | None):
+        dataset_id, number = _selected(selected)
+        created = store.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
+        figures = store.read_report(workspace, dataset_id, created.version).split
+        assert figures is not None   # a split version always records its figures
+        return (*shared.show_version(dataset_id, created.version),
+                f"✓ **v{created.version}**: {figures.train:,} training and {figures.validation:,} validation rows; "
+                f"{figures.kept_together:,} kept on one side with their near-duplicates; "
+                f"leakage check: {figures.leaks} validation prompts near-duplicate a training prompt.")
+
+    @friendly
+    def mix_rows(selected: str | None, other_selected: str | None, ratio_text: str, seed_value: float | None):
         dataset_id, number = _selected(selected)
         other_id, other_number = _selected(other_selected)
         created = store.mix_versions(workspace, dataset_id, number, other_id, other_number,
-                                    splits.parse_ratio(ratio_text), int(seed_value or 0))
-        figures = store.read_report(workspace, dataset_id, created.version)["mix"]
-        return (*show_version(dataset_id, created.version),
-                f"✓ **v{created.version}**: {figures['base_rows']:,} rows of this version + {figures['other_rows']:,} "
-                f"from {other_id} v{other_number} ({figures['other_available']:,} available).")
+                                     splits.parse_ratio(ratio_text), int(seed_value or 0))
+        figures = store.read_report(workspace, dataset_id, created.version).mix
+        assert figures is not None   # a mixed version always records its figures
+        return (*shared.show_version(dataset_id, created.version),
+                f"✓ **v{created.version}**: {figures.base_rows:,} rows of this version + {figures.other_rows:,} "
+                f"from {other_id} v{other_number} ({figures.other_available:,} available).")
+
+    split.click(split_rows, [version, validation_ratio, seed], [*shared.pickers, split_report], api_name="split_dataset")
+    shared.other.change(friendly(shared.versions_of), shared.other, other_version, api_name="select_other",
+                        show_progress="hidden")
+    mix.click(mix_rows, [version, other_version, ratio, seed], [*shared.pickers, split_report], api_name="mix_datasets")
+
+
+def build(ctx: StudioContext, app: gr.Blocks) -> None:
+    workspace = ctx.workspace
+    with gr.Row():
+        dataset = gr.Dropdown(label="Dataset", elem_id="ds-dataset", scale=3)
+        version = gr.Dropdown(label="Version", elem_id="ds-version", scale=2)
+    version_summary = gr.Markdown(elem_id="ds-version-summary")
+    with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
+        table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
+    shared = Shared(workspace, table, dataset, version,
+                    other=gr.Dropdown(label="Other dataset", elem_id="ds-mix-other", render=False),
+                    lengths_plot=gr.Plot(elem_id="ds-lengths", label="Token lengths", render=False))
+
+    with gr.Tabs(elem_id="ds-tabs"):
+        with gr.Tab("Upload & clean", id="ds-clean", elem_id="ds-clean-tab"):
+            model = _upload_and_clean(shared)
+        with gr.Tab("Browse", id="ds-browse", elem_id="ds-browse-tab"):
+            sample_page = _browse(shared, model)
+        with gr.Tab("Rejects", id="ds-rejects", elem_id="ds-rejects-tab"):
+            reject_page = _rejects(shared)
+        with gr.Tab("Split & mix", id="ds-split", elem_id="ds-split-tab"):
+            _split_and_mix(shared)
 
     @friendly
-    def template_preview(selected, page, text, model_name, template_name):
-        shown = page_of(matching(store.read_rows(workspace, *_selected(selected)), text), page)[0][:3]
-        counter = store.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
-        return preview_html([(row["source_line"], counter.preview(row["messages"])) for row in shown])
+    def list_datasets():
+        choices = dataset_choices(workspace)
+        return (datasets_table(workspace), gr.update(choices=choices, value=choices[-1][1] if choices else None),
+                gr.update(choices=choices))
 
-    # ------------------------------------------------------------ events
+    @friendly
+    def select_version(selected: str | None):
+        if not selected:
+            return "", lengths_figure(None), 1, 1
+        report = store.read_report(workspace, *_selected(selected))
+        return version_markdown(workspace, report), lengths_figure(report.lengths), 1, 1
 
-    picked = [table, dataset, version, other]
-    check_outputs = [last_check, resolutions, counts, groups_summary, group_panel, group, group_view, group_choice]
-    app.load(list_datasets, None, [table, dataset, other], api_name="list_datasets", show_progress="hidden")
-    dataset.change(select_dataset, dataset, version, api_name="select_dataset", show_progress="hidden")
-    version.change(select_version, version, [version_summary, lengths_plot, sample_page, reject_page],
+    app.load(list_datasets, None, [table, dataset, shared.other], api_name="list_datasets", show_progress="hidden")
+    dataset.change(friendly(shared.versions_of), dataset, version, api_name="select_dataset", show_progress="hidden")
+    version.change(select_version, version, [version_summary, shared.lengths_plot, sample_page, reject_page],
                    api_name="select_version", show_progress="hidden")
-
-    settings = [steps, near, question, min_chars, max_tokens, model, mask_pii, group_policy]
-    upload_outputs = [*picked, csv_mapping, csv_upload, csv_prompt, csv_response, csv_system, upload_report]
-    upload.upload(upload_file, [upload, name], upload_outputs, api_name="upload_dataset").success(
-        check_upload, [csv_upload, version, *settings], [*check_outputs, lengths_plot], api_name="check_upload")
-    csv_import.click(import_csv, [csv_upload, name, csv_prompt, csv_response, csv_system], upload_outputs,
-                     api_name="import_csv").success(check_version, [version, *settings], [*check_outputs, lengths_plot],
-                                                    api_name="check_csv_upload")
-    check.click(check_version, [version, *settings], [*check_outputs, lengths_plot], api_name="check_dataset")
-    group.change(show_group, [group, last_check, resolutions], [group_view, group_choice], api_name="show_group",
-                 show_progress="hidden")
-    gr.on([group_choice.input, group_policy.input], resolve_group,
-          [group, group_choice, group_policy, last_check, resolutions], [resolutions, groups_summary],
-          api_name="resolve_group", show_progress="hidden")
-    save.click(save_version, [version, resolutions, last_check, *settings], [*picked, save_report],
-               api_name="save_clean_version")
-
-    def pager(step: int):
-        return lambda page: max(1, int(page or 1) + step)
-
-    sample_inputs, sample_outputs = [version, sample_page, search], [samples, sample_page, sample_info]
-    gr.on([version.change, sample_page.submit, search.submit], sample_rows, sample_inputs, sample_outputs,
-          api_name="sample_rows", show_progress="hidden")
-    reject_inputs, reject_outputs = [version, reason, reject_page], [rejects, reject_page, reject_info]
-    gr.on([version.change, reason.change, reject_page.submit], reject_rows, reject_inputs, reject_outputs,
-          api_name="reject_rows", show_progress="hidden")
-    for button, box, step, handler, inputs, outputs in (
-            (sample_prev, sample_page, -1, sample_rows, sample_inputs, sample_outputs),
-            (sample_next, sample_page, 1, sample_rows, sample_inputs, sample_outputs),
-            (reject_prev, reject_page, -1, reject_rows, reject_inputs, reject_outputs),
-            (reject_next, reject_page, 1, reject_rows, reject_inputs, reject_outputs)):
-        event = button.elem_id.removeprefix("ds-").replace("-", "_")   # e.g. sample_next
-        button.click(pager(step), box, box, api_name=event, queue=False).then(
-            handler, inputs, outputs, api_name=f"{event}_rows", show_progress="hidden")
-    preview_button.click(template_preview, [version, sample_page, search, model, template], preview,
-                         api_name="template_preview")
-    rejects.select(pick_reject, restore_lines, restore_lines, api_name="pick_reject", show_progress="hidden")
-    restore.click(restore_rows, [version, restore_lines], [*picked, restore_report, restore_lines], api_name="restore_rejects")
-    split.click(split_rows, [version, validation_ratio, seed], [*picked, split_report], api_name="split_dataset")
-    other.change(select_dataset, other, other_version, api_name="select_other", show_progress="hidden")
-    mix.click(mix_rows, [version, other_version, ratio, seed], [*picked, split_report], api_name="mix_datasets")
