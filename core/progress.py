@@ -33,3 +33,6 @@ class Progress:
         """Raise Cancelled when a stop was asked for; call it between units of work."""
         if self.stop_requested():
             raise Cancelled("Cancelled on request.", "Start it again when you are ready.")
+
+
+QUIET = Progress()   # for callers that neither watch nor cancel

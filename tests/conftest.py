@@ -30,6 +30,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def learnable_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model that LoRA can teach: the stock one's random tied embeddings are so small (std 0.02)
+    that no adapter can make its logits confident; scaled up, a short run memorises the FAQ."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = build_tiny_model(tmp_path_factory.mktemp("learnable") / "model", hidden=64)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(5.0)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def converted_default_model() -> Path:
     """The real default model, converted once and kept in .cache/ between test runs."""
     shared = Workspace.open(CACHE / "default-model-workspace")

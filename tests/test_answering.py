@@ -4,7 +4,7 @@ runs never reloads the base, and each run answers the way it was trained."""
 from pathlib import Path
 
 import pytest
-from test_train import learnable_model_dir, start_run, tiny_config, write_rows  # noqa: F401 - a fixture
+from test_train import start_run, tiny_config, write_rows
 
 from core.config import GenerationSection
 from core.errors import ConfigError

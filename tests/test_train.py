@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import build_tiny_model
 
 from core import config
 from core.errors import StudioError
@@ -37,20 +36,6 @@ def tiny_config(model_dir: Path, data_path: Path, *overrides: str) -> config.Run
         "lora.r=8", "lora.alpha=16", "lora.target_modules=all-linear", "train.learning_rate=0.01",
         "train.batch_size=4", "train.max_steps=8", "train.eval_steps=4", "train.save_steps=4",
         "train.precision=fp32", "train.num_threads=1", "train.warmup_ratio=0", *overrides])
-
-
-@pytest.fixture(scope="module")
-def learnable_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model that LoRA can teach: the stock one's random tied embeddings are so small (std 0.02)
-    that no adapter can make its logits confident; scaled up, a short run memorises the FAQ."""
-    from transformers import AutoModelForCausalLM
-
-    folder = build_tiny_model(tmp_path_factory.mktemp("learnable") / "model", hidden=64)
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    with torch.no_grad():
-        model.get_input_embeddings().weight.mul_(5.0)
-    model.save_pretrained(folder)
-    return folder
 
 
 def start_run(workspace: Workspace, cfg: config.RunConfig, stop_event: threading.Event | None = None):

@@ -25,7 +25,7 @@ from core.errors import ConfigError
 from core.inference.choices import ModelChoice
 from core.models import modeling
 from core.models.templates import Message, prompt_text
-from core.progress import Progress
+from core.progress import QUIET, Progress
 from core.workspace import Workspace
 
 
@@ -81,7 +81,7 @@ class Answerer:
 
     def answer(self, conversations: Sequence[list[Message]], choice: ModelChoice,
                settings: GenerationSection | None = None, batch_size: int = 8,
-               progress: Progress = Progress()) -> list[Answer]:
+               progress: Progress = QUIET) -> list[Answer]:
         """The next assistant reply to each conversation, as `choice`, in the order given."""
         settings = settings or choice.generation
         prompts = [prompt_text(self.tokenizer, list(messages), choice.template, choice.system_prompt)
