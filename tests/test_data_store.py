@@ -185,3 +185,25 @@ def test_versions_are_indexed_in_sqlite(workspace: Workspace, tmp_path: Path):
         rows = connection.execute("SELECT version, parent, kind, rows, validation_rows FROM dataset_versions"
                                   " WHERE dataset_id = 'messy' ORDER BY version").fetchall()
     assert [tuple(r) for r in rows] == [(1, None, "upload", 6, 0), (2, 1, "split", 3, 3)]
+
+
+def test_hard_examples_accumulate_with_lineage_and_a_repeated_prompt_takes_the_newer_answer(workspace: Workspace):
+    def asked(prompt: str, answer: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+    with pytest.raises(DataError, match="No examples"):
+        store.add_hard_examples(workspace, [], {"run": "r1"})
+    first = store.add_hard_examples(workspace, [asked("Open on Sunday?", "No."), asked("Parking?", "Yes, free.")],
+                                    {"run": "r1", "eval": "e1"})
+    second = store.add_hard_examples(workspace, [asked("Open on Sunday?", "No, Monday to Saturday only.")],
+                                     {"rating_session": "s1"})
+    assert (first.version, second.version, second.parent, second.rows) == (1, 2, 1, 2)
+    rows = store.read_rows(workspace, store.HARD_EXAMPLES_ID, 2)
+    answers = {row["messages"][0]["content"]: row["messages"][1]["content"] for row in rows}
+    assert answers == {"Parking?": "Yes, free.", "Open on Sunday?": "No, Monday to Saturday only."}
+    assert [row["source"] for row in rows] == [{"run": "r1", "eval": "e1"}, {"rating_session": "s1"}]
+    replaced = store.read_rejects(workspace, store.HARD_EXAMPLES_ID, 2)   # nothing disappears silently
+    assert [(row["messages"][1]["content"], row["reasons"]) for row in replaced] == [("No.", ["replaced"])]
+    report = store.read_report(workspace, store.HARD_EXAMPLES_ID, 2)
+    assert report.rows_read == report.kept + report.rejected == 3 and report.kind == "hard-examples"
+    assert store.HARD_EXAMPLES_ID in {dataset.id for dataset in store.list_datasets(workspace)}

@@ -37,6 +37,7 @@ from core.models import modeling
 from core.workspace import ASSETS_DIR, Workspace, atomic_write_json, now_iso, read_json
 
 DEMO_DATASET_ID = "demo-clinic-faq"
+HARD_EXAMPLES_ID = "hard-examples"
 DEMO_DATASET_FILE = ASSETS_DIR / "demo" / "clinic_faq.jsonl"
 DATA_FILE, VALIDATION_FILE, REJECTS_FILE, REPORT_FILE = "data.jsonl", "validation.jsonl", "rejects.jsonl", "report.json"
 _VERSION_ATTEMPTS = 20
@@ -399,6 +400,38 @@ def mix_versions(workspace: Workspace, dataset_id: str, version: int, other_id: 
                         mix=MixFigures(base_rows=len(base), other_rows=taken, other_available=len(other)))
     return _write_version(workspace, dataset_id, version, "mix", report, mixed, read_rejects(workspace, dataset_id, version),
                           note=f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}")
+
+
+def add_hard_examples(workspace: Workspace, conversations: Sequence[list[formats.Message]],
+                      source: dict[str, Any]) -> VersionSummary:
+    """A new version of the workspace's hard-examples dataset: its latest rows plus `conversations` (each a
+    prompt with the answer it should have had), with `source` recorded as their lineage (e.g. {"run": …,
+    "eval": …} or {"rating_session": …}). A prompt already there gets the new answer instead of a twin.
+
+    Evaluation and rating sessions send their worst answers here; mixing this dataset into the training
+    data (mix_versions, 8:2 by default) and training again closes the loop.
+    """
+    if not conversations:
+        raise DataError("No examples were chosen.", "Select the items to send first.")
+    folder = workspace.dataset_dir(HARD_EXAMPLES_ID)
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        with closing(workspace.connect()) as connection, connection:
+            connection.execute("INSERT INTO datasets (id, name, source_file, created) VALUES (?, ?, ?, ?)",
+                               (HARD_EXAMPLES_ID, "Hard examples (from evaluations and ratings)", "", now_iso()))
+    latest = max((summary.version for summary in versions(workspace, HARD_EXAMPLES_ID)), default=None)
+    earlier = read_rows(workspace, HARD_EXAMPLES_ID, latest) if latest else []
+    added = [{"messages": list(messages), "source": source} for messages in conversations]
+    prompts = {formats.text_of(row["messages"], "user") for row in added}
+    kept = [row for row in earlier if formats.text_of(row["messages"], "user") not in prompts]
+    replaced = [{**row, "reasons": ["replaced"], "details": ["the same prompt came again with a newer answer"]}
+                for row in earlier if formats.text_of(row["messages"], "user") in prompts]
+    report = StepReport(rows_read=len(earlier) + len(added), kept=len(kept) + len(added), rejected=len(replaced),
+                        steps=["hard-examples"], parameters={"source": source, "added": len(added)})
+    carried = read_rejects(workspace, HARD_EXAMPLES_ID, latest) if latest else []
+    return _write_version(workspace, HARD_EXAMPLES_ID, latest, "hard-examples", report, kept + added, carried,
+                          replaced, note=f"{len(added)} example(s) from "
+                                         f"{', '.join(f'{key} {value}' for key, value in source.items())}")
 
 
 def versions(workspace: Workspace, dataset_id: str) -> list[VersionSummary]:
