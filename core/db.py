@@ -7,7 +7,8 @@ features add a migration at the end of MIGRATIONS; applied ones are never edited
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 MIGRATIONS: list[str] = [
@@ -51,6 +52,69 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN best_eval_loss REAL;
     ALTER TABLE runs ADD COLUMN init_from TEXT NOT NULL DEFAULT '';
     """,
+    # 4: human rating sessions (core.rating): the prompts and responses they rate, the items raters see,
+    # who was given which item in which order, and the ratings, one row per item, rater and criterion.
+    """
+    CREATE TABLE rating_sessions (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        mode        TEXT NOT NULL CHECK (mode IN ('scale', 'pairwise')),
+        models      TEXT NOT NULL,
+        criteria    TEXT NOT NULL,
+        overlap     INTEGER NOT NULL CHECK (overlap >= 1),
+        source      TEXT NOT NULL,
+        seed        INTEGER NOT NULL,
+        max_new_tokens INTEGER,
+        state       TEXT NOT NULL CHECK (state IN ('generating', 'ready')),
+        created     TEXT NOT NULL
+    );
+    CREATE TABLE rating_prompts (
+        session_id  TEXT NOT NULL REFERENCES rating_sessions(id) ON DELETE CASCADE,
+        number      INTEGER NOT NULL,
+        messages    TEXT NOT NULL,
+        reference   TEXT NOT NULL DEFAULT '',
+        category    TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (session_id, number)
+    );
+    CREATE TABLE rating_responses (
+        session_id  TEXT NOT NULL,
+        prompt      INTEGER NOT NULL,
+        model       TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        PRIMARY KEY (session_id, prompt, model),
+        FOREIGN KEY (session_id, prompt) REFERENCES rating_prompts(session_id, number) ON DELETE CASCADE
+    );
+    CREATE TABLE rating_items (
+        session_id  TEXT NOT NULL REFERENCES rating_sessions(id) ON DELETE CASCADE,
+        number      INTEGER NOT NULL,
+        prompt      INTEGER NOT NULL,
+        model_a     TEXT NOT NULL,
+        model_b     TEXT,
+        PRIMARY KEY (session_id, number)
+    );
+    CREATE TABLE rating_assignments (
+        session_id  TEXT NOT NULL,
+        item        INTEGER NOT NULL,
+        rater       TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        assigned    TEXT NOT NULL,
+        PRIMARY KEY (session_id, item, rater),
+        UNIQUE (session_id, rater, position),
+        FOREIGN KEY (session_id, item) REFERENCES rating_items(session_id, number) ON DELETE CASCADE
+    );
+    CREATE TABLE ratings (
+        session_id  TEXT NOT NULL,
+        item        INTEGER NOT NULL,
+        rater       TEXT NOT NULL,
+        criterion   TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        created     TEXT NOT NULL,
+        updated     TEXT NOT NULL,
+        UNIQUE (session_id, item, rater, criterion),
+        FOREIGN KEY (session_id, item) REFERENCES rating_items(session_id, number) ON DELETE CASCADE
+    );
+    CREATE INDEX ratings_by_rater ON ratings(session_id, rater);
+    """,
 ]
 
 
@@ -70,6 +134,20 @@ def migrate(connection: sqlite3.Connection) -> int:
     for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
         connection.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
     return len(MIGRATIONS)
+
+
+@contextmanager
+def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One short transaction that reads and then writes: it takes the write lock at its start (BEGIN
+    IMMEDIATE), so what it read cannot change before it writes, and a concurrent writer waits for the
+    connection's timeout instead of failing. Committed when the block ends, rolled back on an error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
 
 
 def schema_version(path: Path) -> int:

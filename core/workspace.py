@@ -8,6 +8,8 @@
                                       checkpoints/, adapter/, evals/<eval_id>/
     <root>/exports/<id>/
     <root>/presets/<id>.yaml          run configs saved under a name in the Configure tab
+    <root>/ratings/<id>/              a human rating session: session.json, prompts.jsonl, responses.jsonl,
+                                      and the files of the job that generated the responses
     <root>/logs/
     <root>/locks/                     device.lock (the one lock on the compute device), device.json
 
@@ -163,6 +165,33 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
+class RatingFolder:
+    """The files of one rating session (ratings/<id>/): what it rates, written once when it is created,
+    and the responses its generation job writes. It is also that job's folder (core.jobs.status)."""
+
+    root: Path
+
+    @property
+    def session_id(self) -> str:
+        return self.root.name
+
+    @property
+    def definition(self) -> Path:
+        """session.json: name, mode, models, criteria, overlap, prompt source, seed."""
+        return self.root / "session.json"
+
+    @property
+    def prompts(self) -> Path:
+        """prompts.jsonl: the prompt set, one conversation (up to the user's turn) per line."""
+        return self.root / "prompts.jsonl"
+
+    @property
+    def responses(self) -> Path:
+        """responses.jsonl: one line per prompt and model, appended as each model finishes."""
+        return self.root / "responses.jsonl"
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
 
@@ -238,6 +267,13 @@ class Workspace:
 
     def preset_path(self, preset_id: str) -> Path:
         return self.presets_dir / f"{self._checked(preset_id)}.yaml"
+
+    @property
+    def ratings_dir(self) -> Path:
+        return self.root / "ratings"
+
+    def rating_folder(self, session_id: str) -> RatingFolder:
+        return RatingFolder(self.ratings_dir / self._checked(session_id))
 
     def relative(self, path: Path) -> str:
         """`path` inside the workspace as a relative POSIX path ("runs/faq-r16"): how jobs are named."""

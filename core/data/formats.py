@@ -10,6 +10,10 @@ with a column mapping). Accepted records, normalised to the one internal convers
     {"conversations": [{"from", "value"}, ...]} ShareGPT
     {"instruction", "input"?, "output"}         Alpaca (optional "system" and "history")
 
+Prompt sets (rating sessions) read the same files with `answer_required=False`: a record may then stop
+at the user's turn ({"prompt": ...} alone, a message list ending with the user, a CSV without a
+response column).
+
 Text may be UTF-8 with or without BOM, CRLF line ends and blank lines. A record that cannot be read
 becomes an InvalidRow with its line number and the reason, never an exception: only a file that cannot
 be read at all (empty, binary, UTF-16, not UTF-8, over the size limit, wrong extension, a JSON array
@@ -250,7 +254,7 @@ def _messages_list(value: Any, field_name: str, role_key: str, content_key: str)
     return messages
 
 
-def _alpaca(record: dict) -> list[Message]:
+def _alpaca(record: dict, answer_required: bool) -> list[Message]:
     messages = _optional_system(record)
     history = record.get("history") or []
     if not isinstance(history, list) or not all(
@@ -261,14 +265,21 @@ def _alpaca(record: dict) -> list[Message]:
     instruction = _field(record, "instruction")
     extra = _text(record.get("input") or "", "field 'input'")
     prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    return messages + [{"role": "user", "content": prompt}, {"role": "assistant", "content": _field(record, "output")}]
+    messages.append({"role": "user", "content": prompt})
+    return messages + _answer(record, "output", answer_required)
 
 
-def _prompt_response(record: dict) -> list[Message]:
+def _prompt_response(record: dict, answer_required: bool) -> list[Message]:
     prompt_key = next((k for k in _PROMPT_KEYS if k in record), "prompt")
     response_key = next((k for k in _RESPONSE_KEYS if k in record), "response")
     return _optional_system(record) + [{"role": "user", "content": _field(record, prompt_key)},
-                                       {"role": "assistant", "content": _field(record, response_key)}]
+                                       *_answer(record, response_key, answer_required)]
+
+
+def _answer(record: dict, key: str, answer_required: bool) -> list[Message]:
+    if key not in record and not answer_required:
+        return []
+    return [{"role": "assistant", "content": _field(record, key)}]
 
 
 def record_format(record: dict) -> str:
@@ -283,8 +294,9 @@ def record_format(record: dict) -> str:
     return "unknown"
 
 
-def conversation(record: Any) -> tuple[str, list[Message]]:
-    """(format name, messages) of one record; ValueError saying what is wrong when it cannot be read."""
+def conversation(record: Any, answer_required: bool = True) -> tuple[str, list[Message]]:
+    """(format name, messages) of one record; ValueError saying what is wrong when it cannot be read.
+    Without `answer_required`, a record may end with the user's turn (a prompt with no answer yet)."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {_kind(record)}")
     kind = record_format(record)
@@ -293,20 +305,21 @@ def conversation(record: Any) -> tuple[str, list[Message]]:
     elif kind == "sharegpt":
         messages = _optional_system(record) + _messages_list(record["conversations"], "conversations", "from", "value")
     elif kind == "alpaca":
-        messages = _alpaca(record)
+        messages = _alpaca(record, answer_required)
     elif kind == "prompt_response":
-        messages = _prompt_response(record)
+        messages = _prompt_response(record, answer_required)
     else:
         keys = ", ".join(sorted(map(str, record))) or "none"
         raise ValueError(f"unknown format (keys: {keys}); expected prompt/response, messages, conversations "
                          "or instruction/output")
-    check_turns(messages)
+    check_turns(messages, answer_required)
     return kind, messages
 
 
-def check_turns(messages: list[Message]) -> None:
+def check_turns(messages: list[Message], answer_required: bool = True) -> None:
     """An optional system message, then user and assistant taking turns, ending with the assistant's
-    answer (the layout chat templates expect and training learns from); user turns must not be empty."""
+    answer (the layout chat templates expect and training learns from) or, without `answer_required`,
+    with either; user turns must not be empty."""
     offset = 1 if messages and messages[0]["role"] == "system" else 0
     turns = messages[offset:]
     if not turns:
@@ -319,7 +332,7 @@ def check_turns(messages: list[Message]) -> None:
                              "messages must go user, assistant, user, assistant…")
         if expected == "user" and not message["content"].strip():
             raise ValueError("the prompt is empty" if len(turns) == 2 else f"message {number} (user) is empty")
-    if turns[-1]["role"] != "assistant":
+    if answer_required and turns[-1]["role"] != "assistant":
         raise ValueError("the last message must be the assistant's answer")
 
 
@@ -330,13 +343,14 @@ def text_of(messages: list[Message], role: str) -> str:
 
 # ---------------------------------------------------------------- files → rows
 
-def parse(raw: bytes, name: str, mapping: CsvMapping | None = None) -> ParseResult:
-    """Every record of a file as a Row or an InvalidRow (kept + invalid = records read)."""
+def parse(raw: bytes, name: str, mapping: CsvMapping | None = None, answer_required: bool = True) -> ParseResult:
+    """Every record of a file as a Row or an InvalidRow (kept + invalid = records read). Without
+    `answer_required` (prompt sets), records may stop at the user's turn."""
     kind = file_format(name)
     text = decode(raw, name)
     result = ParseResult(kind)
     if kind == "csv":
-        records = _csv_records(text, name, mapping)
+        records = _csv_records(text, name, mapping, answer_required)
     elif kind == "json":
         records = _json_array_records(text, name)
     else:
@@ -347,7 +361,7 @@ def parse(raw: bytes, name: str, mapping: CsvMapping | None = None) -> ParseResu
             problem = str(record)
         if problem is None:
             try:
-                record_kind, messages = conversation(record)
+                record_kind, messages = conversation(record, answer_required)
             except ValueError as error:
                 problem = str(error)
             else:
@@ -457,14 +471,17 @@ def _csv_header(reader: Any, name: str) -> list[str]:
     return [column.strip() for column in header]
 
 
-def guess_mapping(columns: list[str]) -> CsvMapping | None:
-    """A mapping from common column names (prompt/question/instruction…, response/answer/output…)."""
+def guess_mapping(columns: list[str], answer_required: bool = True) -> CsvMapping | None:
+    """A mapping from common column names (prompt/question/instruction…, response/answer/output…); without
+    `answer_required`, a prompt column alone will do (its response column is then '')."""
     lowered = {column.lower(): column for column in columns}
 
     def pick(role: str) -> str | None:
         return next((lowered[g] for g in _CSV_GUESSES[role] if g in lowered), None)
 
     prompt, response = pick("prompt"), pick("response")
+    if response is None and not answer_required:
+        response = ""
     if prompt is None or response is None or prompt == response:
         return None
     return CsvMapping(prompt, response, pick("system"))
@@ -477,10 +494,10 @@ def _dialect(text: str) -> type[csv.Dialect]:
         return csv.excel
 
 
-def _csv_records(text: str, name: str, mapping: CsvMapping | None) -> Iterator[Record]:
+def _csv_records(text: str, name: str, mapping: CsvMapping | None, answer_required: bool = True) -> Iterator[Record]:
     reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))
     columns = _csv_header(reader, name)
-    mapping = mapping or guess_mapping(columns)
+    mapping = mapping or guess_mapping(columns, answer_required)
     if mapping is None:
         raise DataError(f"{name}: cannot tell which columns hold the prompt and the response "
                         f"(columns: {', '.join(columns)}).", "Choose the prompt and response columns (CLI: "
