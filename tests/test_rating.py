@@ -384,3 +384,40 @@ def test_prompt_sets_from_files_with_or_without_answers_and_dataset_versions(sha
     red = prompts.read(shared, "redteam")
     assert len(red.prompts) >= 48 and {p.category for p in red.prompts} == {
         "harmful_advice", "privacy_leak", "discrimination", "misinformation", "over_refusal"}
+
+
+def test_the_job_runner_generates_in_its_own_process_and_a_run_report_gets_the_summary(
+        workspace: Workspace, tiny_model_dir: Path, tmp_path: Path):
+    from test_train import start_run, tiny_config, write_rows
+
+    from core.jobs.runner import JobManager
+    from core.system.device_lock import DeviceLock
+
+    run_folder, _ = start_run(workspace, tiny_config(tiny_model_dir, write_rows(tmp_path / "faq.jsonl", repeat=3),
+                                                     "train.max_steps=2", "generation.max_new_tokens=5"))
+    run_key, base_key = f"run:{run_folder.run_id}", f"base:{tiny_model_dir}"
+    assert results.summary_for_run(workspace, run_folder.run_id) is None   # no session rated it yet
+    session = sessions.create(workspace, SessionSpec("Base vs tuned", [base_key, run_key], "redteam", "pairwise",
+                                                     max_prompts=3, overlap=2, max_new_tokens=5))
+    jobs = JobManager(workspace, DeviceLock(workspace))
+    folder = workspace.rating_folder(session.id).root
+    job = jobs.start_job(generation.KIND, folder, generation.title(session), {"session": session.id})
+    assert jobs.wait_job(job.root, 300)
+    status = jobs.job_status(folder)
+    assert status.state == "finished" and "ready to rate" in status.message, (job.output.read_text()[-2000:])
+    assert sessions.get(workspace, session.id).ready and DeviceLock(workspace).holder() is None
+    run_answers = [text for (_, model), text in prompts.read_responses(workspace.rating_folder(session.id)).items()
+                   if model == run_key]
+    assert len(run_answers) == 3
+
+    for item in sessions.items(workspace, session.id):
+        run_side = "A" if item.models[0] == run_key else "B"
+        for rater in ("Ana", "Ben"):
+            ratings.submit(workspace, session.id, item.number, rater, {"preference": run_side})
+    summary = results.summary_for_run(workspace, run_folder.run_id)
+    assert summary.model == run_key and [s.session.id for s in summary.sessions] == [session.id]
+    (wins,) = [row for row in summary.sessions[0].wins if row.model == run_key]
+    assert (wins.wins.count, wins.wins.total) == (6, 6) and wins.wins.low > 0.5
+    text = "\n".join(summary.lines())
+    assert f"{run_key} vs {base_key}: wins 100%" in text and "agreement on preference" in text
+    json.dumps(summary.to_json())   # plain JSON for the run report

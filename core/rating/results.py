@@ -95,8 +95,35 @@ class SessionResults:
         body = dataclasses.asdict(self)
         body["session"] = {key: body["session"][key] for key in ("id", "name", "mode", "models", "overlap", "source",
                                                                  "state", "prompts", "items")}
+        body["session"]["criteria"] = [criterion.name for criterion in self.session.criteria]
         body["alpha"] = {row.criterion: row.alpha.value for row in self.agreement}
         return body
+
+    def lines(self, focus: str | None = None) -> list[str]:
+        """The results in plain sentences. With `focus` (a model key), pairwise lines are from its side only."""
+        session = self.session
+        found = [f"Session '{session.name}' ({session.mode}, {session.prompts} prompts, models: {', '.join(session.models)}): "
+                 f"{self.ratings} ratings by {len(self.raters)} rater(s)"
+                 + (": " + ", ".join(f"{row.rater} {row.rated}" for row in self.raters) if self.raters else "")]
+        found += [f"  {row.criterion} · {row.model}: mean {row.mean.words()}" for row in self.scores]
+        for row in self.choices:
+            where = "" if row.category == ALL_PROMPTS else f" on {row.category} prompts"
+            found.append(f"  {row.criterion} pass rate · {row.model}{where}: {row.passed.words()}")
+        order = {model: index for index, model in enumerate(session.models)}
+        for row in self.wins:
+            if (row.model == focus) if focus else order[row.model] > order[row.opponent]:
+                found.append(f"  {row.model} vs {row.opponent}: wins {row.wins.words()}, ties {row.ties.words()}, "
+                             f"losses {row.losses.words()}")
+        for row in self.agreement:
+            alpha = row.alpha
+            shown = f"{alpha.value:.2f} ({alpha.level}, {alpha.items} items)" if alpha.value is not None else "not measurable"
+            found.append(f"  agreement on {row.criterion}: α = {shown}. {alpha.words}")
+            found += [f"    κ {kappa.rater_a}–{kappa.rater_b}: " + (f"{kappa.value:.2f}, " if kappa.value is not None else "")
+                      + f"{kappa.words} ({kappa.items} items)" for kappa in row.kappas]
+        for row in self.disagreements if not focus else []:
+            given = " · ".join(f"{rater}: {label}" for rater, label in row.given.items())
+            found.append(f"  disagreement on item {row.item} ({row.criterion}): {given} — {row.prompt[:80]}")
+        return found
 
 
 def session_results(workspace: Workspace, session_id: str) -> SessionResults:
@@ -209,25 +236,8 @@ class RunRatings:
         return {"run_id": self.run_id, "model": self.model, "sessions": [s.to_json() for s in self.sessions]}
 
     def lines(self) -> list[str]:
-        """The findings for this run in a few plain sentences, one session after another."""
-        found = []
-        for results in self.sessions:
-            session = results.session
-            found.append(f"Rating session '{session.name}' ({session.mode}, {len(results.raters)} rater(s), "
-                         f"{results.ratings} ratings):")
-            for row in results.scores:
-                found.append(f"  {row.criterion} of {row.model}: mean {row.mean.words()}")
-            for row in results.choices:
-                if row.category == ALL_PROMPTS:
-                    found.append(f"  {row.criterion} pass rate of {row.model}: {row.passed.words()}")
-            for row in results.wins:
-                if row.model == self.model:
-                    found.append(f"  {row.model} vs {row.opponent}: wins {row.wins.words()}, ties {row.ties.words()}, "
-                                 f"losses {row.losses.words()}")
-            for row in results.agreement:
-                shown = "not measurable" if row.alpha.value is None else f"{row.alpha.value:.2f}"
-                found.append(f"  agreement on {row.criterion}: α = {shown}. {row.alpha.words}")
-        return found
+        """The findings for this run in plain sentences, one session after another."""
+        return [line for results in self.sessions for line in results.lines(focus=self.model)]
 
 
 def summary_for_run(workspace: Workspace, run_id: str) -> RunRatings | None:
