@@ -17,7 +17,7 @@ from core.models import modeling
 from core.workspace import Workspace  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
-from studio.tabs import chat, configure, planned, train  # noqa: E402
+from studio.tabs import chat, configure, planned, rate, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -52,7 +52,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 planned.build("Evaluate")
             with gr.Tab("Rate", id="rate", elem_id="tab-rate"):
-                planned.build("Rate")
+                rate.build(ctx, app)
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
                 chat.build(ctx)
             with gr.Tab("Export", id="export", elem_id="tab-export"):
@@ -101,6 +101,7 @@ def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860) -> N
     app.launch(
         server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
         max_file_size=MAX_UPLOAD, allowed_paths=[str(workspace.exports_dir)], show_error=False,
-        theme=theme(), css_paths=[ASSETS / "studio.css"], footer_links=["api"],
+        theme=theme(), css_paths=[ASSETS / "studio.css"], js=(ASSETS / "rate_keys.js").read_text(encoding="utf-8"),
+        footer_links=["api"],
         favicon_path=ASSETS / "logo.svg",
     )

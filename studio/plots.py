@@ -103,3 +103,27 @@ def compare_figure(runs: dict[str, list[Record]]) -> Figure:
 def as_plot(figure: Figure) -> PlotData:
     """What a gr.Plot shows for a plain plotly figure."""
     return PlotData(type="plotly", plot=json.dumps(figure))
+
+
+def _level_colour(rank: int, levels: int) -> str:
+    """Red for a criterion's lowest level through amber to teal for its highest."""
+    ramp = ["#e11d48", "#f97316", "#eab308", "#84cc16", "#0d9488"]
+    return ramp[round(rank * (len(ramp) - 1) / max(1, levels - 1))]
+
+
+def rating_distribution_figure(rows: list[tuple[str, list[str], list[int]]]) -> Figure:
+    """How each row's ratings spread over its levels: `rows` are (label, level labels from lowest to highest,
+    how many ratings gave each), one horizontal bar per row, stacked by level as shares of the row."""
+    data, named = [], set()
+    for label, levels, counts in rows:
+        total = sum(counts) or 1
+        for rank, (level, count) in enumerate(zip(levels, counts)):
+            data.append({"type": "bar", "orientation": "h", "y": [label], "x": [count / total], "name": level,
+                         "legendgroup": level, "showlegend": level not in named, "customdata": [count],
+                         "marker": {"color": _level_colour(rank, len(levels))},
+                         "hovertemplate": f"{level}: %{{x:.0%}} (%{{customdata}} ratings)<extra>%{{y}}</extra>"})
+            named.add(level)
+    return {"data": data, "layout": {**_LAYOUT, "barmode": "stack", "height": 120 + 40 * len(rows),
+                                     "xaxis": {**_AXIS, "tickformat": ".0%", "range": [0, 1]},
+                                     "yaxis": {**_AXIS, "autorange": "reversed"},
+                                     "legend": {**_LAYOUT["legend"], "traceorder": "normal"}}}

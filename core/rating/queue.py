@@ -4,6 +4,7 @@ order of the rater's own, and a rater comes back to where they left off.
     view = queue.current(workspace, session_id, "Dr Li")       # resume: the first item not rated yet
     view = queue.following(workspace, session_id, "Dr Li", n)  # after saving item n
     view = queue.preceding(workspace, session_id, "Dr Li", n)  # going back (its ratings are shown)
+    view = queue.last(workspace, session_id, "Dr Li")           # back from the end, when all is rated
 
 Raters need not be known in advance: whoever asks next gets, among the items they have not had, one
 that already has raters but fewer than the overlap (so items are completed, and agreement can be
@@ -75,6 +76,16 @@ def following(workspace: Workspace, session_id: str, rater: str, item: int) -> V
 def preceding(workspace: Workspace, session_id: str, rater: str, item: int) -> View:
     """The rater's item before `item` (the first one stays put)."""
     return _step(workspace, session_id, rater, item, "<", "DESC")
+
+
+def last(workspace: Workspace, session_id: str, rater: str) -> View:
+    """The rater's most recent item (going back from the end), or where they left off if they have none."""
+    session = sessions.ready(workspace, session_id)
+    rater = ratings.check_rater(rater)
+    with closing(workspace.connect()) as connection:
+        row = connection.execute("SELECT item, position FROM rating_assignments WHERE session_id = ? AND rater = ?"
+                                 " ORDER BY position DESC LIMIT 1", (session.id, rater)).fetchone()
+    return _view(workspace, session, rater, row) if row else current(workspace, session_id, rater)
 
 
 def _step(workspace: Workspace, session_id: str, rater: str, item: int, direction: str, order: str) -> View:

@@ -1,0 +1,160 @@
+"""Rate tab: annotators rate stored responses blind; an admin creates sessions and reads the results.
+
+Three inner tabs: **Rate** (this module: the rating panel a rater works in), **Sessions** (rate_sessions:
+create a session, follow its generation job) and **Results** (rate_results: scores, win rates, agreement,
+exports, hard examples). The rater's name and session are kept in the browser (gr.BrowserState), so a
+reload comes back to where they left off; keyboard shortcuts come from assets/rate_keys.js.
+
+The panel's events are also the API: /rate_open (session, rater) shows where a rater left off,
+/rate_save (session, rater, item, one value per criterion, comment, corrected answer) saves and moves on,
+/rate_previous goes back. A view never names the model that wrote a response.
+"""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from core.errors import ConfigError
+from core.rating import queue, ratings, sessions
+from core.rating.criteria import COMMENT, CORRECTED, MAX_CRITERIA
+from core.rating.queue import View
+from studio.context import StudioContext
+from studio.errors import friendly
+from studio.tabs import rate_results, rate_sessions
+
+KEYS_HELP = ("Keys: **1–9** pick a level of the highlighted criterion (then the next one is highlighted), "
+             "**↑ ↓** change criterion, **→** save and go on, **←** back. Typing in a text box is never taken as a key.")
+START_HINT = "Enter your name and pick a session, then press **Start rating**. You will come back here after a reload."
+
+
+def ready_choices(ctx: StudioContext) -> list[tuple[str, str]]:
+    return [(f"{session.name} ({session.id})", session.id) for session in sessions.list_sessions(ctx.workspace)
+            if session.ready]
+
+
+def build(ctx: StudioContext, app: gr.Blocks) -> None:
+    sessions_changed = gr.State(0)   # bumped when sessions are created, finish generating or are deleted
+    with gr.Tabs(elem_id="rate-tabs"):
+        with gr.Tab("Rate", id="rate-rate", elem_id="rate-tab-rate"):
+            rate_picker = _rating_panel(ctx, app)
+        with gr.Tab("Sessions", id="rate-sessions", elem_id="rate-tab-sessions") as sessions_tab:
+            session_pickers = rate_sessions.build(ctx, sessions_tab, sessions_changed)
+        with gr.Tab("Results", id="rate-results", elem_id="rate-tab-results") as results_tab:
+            results_picker = rate_results.build(ctx)
+
+    def refresh() -> tuple:
+        ready = ready_choices(ctx)
+        every = [(session.label(), session.id) for session in sessions.list_sessions(ctx.workspace)]
+        return (gr.Dropdown(choices=ready), gr.Dropdown(choices=ready), *(gr.Dropdown(choices=every) for _ in session_pickers))
+
+    pickers = [rate_picker, results_picker, *session_pickers]
+    quiet = {"show_progress": "hidden"}
+    sessions_changed.change(friendly(refresh), None, pickers, api_name="rate_refresh_sessions", **quiet)
+    gr.on([sessions_tab.select, results_tab.select], friendly(refresh), None, pickers, api_name=False, **quiet)
+
+
+def _rating_panel(ctx: StudioContext, app: gr.Blocks) -> gr.Dropdown:
+    workspace = ctx.workspace
+    remembered = gr.BrowserState({"rater": "", "session": ""}, storage_key="lora-studio-rater")
+    with gr.Row(equal_height=True):
+        rater = gr.Textbox(label="Your name", placeholder="e.g. Dr Li", elem_id="rate-rater", scale=2)
+        session = gr.Dropdown([], label="Session", elem_id="rate-session", scale=3, allow_custom_value=True)
+    start = gr.Button("Start rating", variant="primary", elem_id="rate-start")
+    status = gr.Markdown(START_HINT, elem_id="rate-status")
+    with gr.Group(visible=False, elem_id="rate-panel") as panel:
+        with gr.Row():
+            response_a = gr.Chatbot(label="Response", elem_id="rate-response-a", height=340, buttons=["copy"])
+            response_b = gr.Chatbot(label="Response B", elem_id="rate-response-b", height=340, buttons=["copy"],
+                                    visible=False)
+        scales = [gr.Radio([], label=f"Criterion {slot}", visible=False, elem_id=f"rate-criterion-{slot}",
+                           elem_classes=["rate-criterion"]) for slot in range(1, MAX_CRITERIA + 1)]
+        with gr.Accordion("Comment and corrected answer (optional)", open=False, elem_id="rate-extras"):
+            comment = gr.Textbox(label="Comment", lines=2, elem_id="rate-comment")
+            corrected = gr.Textbox(label="Corrected answer", lines=4, elem_id="rate-corrected",
+                                   info="The answer it should have been. Low-rated items with one can be sent "
+                                        "back into training as hard examples.")
+    with gr.Row(elem_id="rate-nav"):
+        back = gr.Button("← Previous", elem_id="rate-prev", interactive=False)
+        save = gr.Button("Save and next →", variant="primary", elem_id="rate-next", interactive=False)
+    gr.Markdown(KEYS_HELP, elem_id="rate-keys-help")
+    item = gr.Number(None, precision=0, visible=False, elem_id="rate-item")
+    shown = [status, panel, response_a, response_b, *scales, comment, corrected, item, back, save]
+
+    @friendly
+    def restore(saved: dict | None) -> tuple:
+        """A (re)loaded page: the remembered name and session, and where this rater left off."""
+        saved = saved or {}
+        choices = ready_choices(ctx)
+        chosen = saved.get("session") if saved.get("session") in {value for _, value in choices} else None
+        pickers = (saved.get("rater", ""), gr.Dropdown(choices=choices, value=chosen))
+        if chosen and saved.get("rater"):
+            return (*pickers, *render(queue.current(workspace, chosen, saved["rater"])))
+        return (*pickers, *(gr.skip() for _ in shown))
+
+    @friendly
+    def open_session(session_id: str | None, rater_name: str) -> tuple:
+        if not session_id:
+            raise ConfigError("No session chosen.", "Pick a session from the list (an admin creates them under Sessions).")
+        view = queue.current(workspace, session_id, rater_name)
+        return (*render(view), {"rater": view.rater, "session": session_id})
+
+    @friendly
+    def save_and_next(session_id: str, rater_name: str, item_number: float | None, criterion_1: str | None,
+                      criterion_2: str | None, criterion_3: str | None, criterion_4: str | None, comment_text: str,
+                      corrected_answer: str) -> tuple:
+        chosen = (criterion_1, criterion_2, criterion_3, criterion_4)
+        given = {c.name: value for c, value in zip(sessions.ready(workspace, session_id).criteria, chosen)}
+        ratings.submit(workspace, session_id, int(item_number or 0), rater_name,
+                       {**given, COMMENT: comment_text, CORRECTED: corrected_answer})
+        return render(queue.following(workspace, session_id, rater_name, int(item_number or 0)))
+
+    @friendly
+    def go_back(session_id: str, rater_name: str, item_number: float | None) -> tuple:
+        if not item_number:
+            return render(queue.last(workspace, session_id, rater_name))
+        return render(queue.preceding(workspace, session_id, rater_name, int(item_number)))
+
+    app.load(restore, remembered, [rater, session, *shown], api_name="rate_restore", show_progress="hidden")
+    gr.on([start.click, rater.submit], open_session, [session, rater], [*shown, remembered], api_name="rate_open")
+    save.click(save_and_next, [session, rater, item, *scales, comment, corrected], shown, api_name="rate_save")
+    back.click(go_back, [session, rater, item], shown, api_name="rate_previous")
+    return session
+
+
+def render(view: View) -> tuple:
+    """The panel's updates for a view: the item's conversation(s), one radio per criterion with anchored
+    levels and the rater's earlier choices, navigation; or the 'all done' message."""
+    session, progress = view.session, view.progress
+    bar = (f'<div class="rate-progress" role="progressbar" aria-valuenow="{progress.rated}" aria-valuemax="{progress.total}">'
+           f'<div class="rate-progress-fill" style="width:{progress.rated / max(1, progress.total):.1%}"></div></div>')
+    counts = f"{progress.rated} rated · {progress.remaining} to go"
+    if view.item is None:
+        message = (f"**All done, {html.escape(view.rater)}!** You have rated every item there is for you in "
+                   f"*{html.escape(session.name)}* ({counts}). Thank you. Use ← Previous to look back.")
+        return (bar + "\n\n" + message, gr.Group(visible=False), [], gr.Chatbot([], visible=False),
+                *(gr.Radio(visible=False) for _ in range(MAX_CRITERIA)), "", "", 0,
+                gr.Button(interactive=progress.rated > 0), gr.Button(interactive=False))
+    found = view.item
+    pairwise = len(found.responses) == 2
+    system = next((m["content"] for m in found.messages if m["role"] == "system"), "")
+    heading = (f"**Item {view.position + 1}** of your {progress.total} in *{html.escape(session.name)}* · {counts}"
+               + (f"\n\nThe model was told: *{html.escape(system)}*" if system else ""))
+    conversation = [m for m in found.messages if m["role"] != "system"]
+    scales = []
+    for slot in range(MAX_CRITERIA):
+        if slot < len(session.criteria):
+            criterion = session.criteria[slot]
+            scales.append(gr.Radio([(criterion.option(level), level.value) for level in criterion.levels],
+                                   value=view.values.get(criterion.name), label=criterion.label,
+                                   info=criterion.question, visible=True))
+        else:
+            scales.append(gr.Radio([], value=None, visible=False))
+    return (bar + "\n\n" + heading, gr.Group(visible=True),
+            gr.Chatbot([*conversation, {"role": "assistant", "content": found.responses[0]}],
+                       label="Response A" if pairwise else "Response"),
+            gr.Chatbot([*conversation, {"role": "assistant", "content": found.responses[-1]}], visible=pairwise),
+            *scales, view.values.get(COMMENT, ""), view.values.get(CORRECTED, ""), found.number,
+            gr.Button(interactive=view.position > 0), gr.Button(interactive=True))
+
