@@ -42,6 +42,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             status = gr.Markdown(elem_id="studio-status")
         # The config the Configure tab shows (validated, as a dict), read by the Train tab when starting.
         current_config = gr.State(None)
+        rater_memory = rate.browser_memory()   # the Rate tab's rater name and session, per browser
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Data", id="data", elem_id="tab-data"):
                 data_tab.build(ctx, app)
@@ -52,7 +53,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 planned.build("Evaluate")
             with gr.Tab("Rate", id="rate", elem_id="tab-rate"):
-                rate.build(ctx, app)
+                rate.build(ctx, app, rater_memory)
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
                 chat.build(ctx)
             with gr.Tab("Export", id="export", elem_id="tab-export"):

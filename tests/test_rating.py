@@ -219,6 +219,7 @@ def test_intervals_equal_hand_computed_values():
     centre, half = (0.7 + z * z / 20) / (1 + z * z / 10), z * (0.021 + z * z / 400) ** 0.5 / (1 + z * z / 10)
     assert (share.low, share.high) == pytest.approx((centre - half, centre + half), rel=1e-6)
     assert Share.of(0, 0).words() == "no ratings yet" and Mean.of([2]).low is None
+    assert (Mean.of([1, 4, 4], (1, 4)).low, Mean.of([1, 4, 4], (1, 4)).high) == (1, 4)   # never past the scale
 
 
 def test_results_per_model_wins_safety_and_disagreements(shared: Workspace):

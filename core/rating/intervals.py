@@ -1,7 +1,7 @@
 """95% confidence intervals for the two kinds of figure rating results report, from scipy.
 
-    Mean.of([3, 4, 2.5])      a mean score: Student's t over the values (item means, so raters who
-                              rated the same item count once)
+    Mean.of([3, 4, 2.5], (1, 4))   a mean score: Student's t over the values (item means, so raters who
+                                   rated the same item count once), kept within the scale's ends
     Share.of(7, 10)           a rate (win, tie, pass): the Wilson score interval, sound for small counts
                               and for rates near 0 or 1, where the textbook ±1.96·SE interval is not
 """
@@ -26,7 +26,9 @@ class Mean:
     high: float | None
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> Mean:
+    def of(cls, values: Sequence[float], bounds: tuple[float, float] = (-math.inf, math.inf)) -> Mean:
+        """With few items the t interval can reach past the scale (e.g. below 1 on 1-4), where no mean can
+        be: it is cut at `bounds`."""
         n = len(values)
         if n == 0:
             raise ValueError("a mean of no values")
@@ -34,7 +36,7 @@ class Mean:
         if n < 2:
             return cls(mean, n, None, None)
         margin = stats.t.ppf((1 + CONFIDENCE) / 2, n - 1) * statistics.stdev(values) / math.sqrt(n)
-        return cls(mean, n, mean - margin, mean + margin)
+        return cls(mean, n, max(bounds[0], mean - margin), min(bounds[1], mean + margin))
 
     def words(self, digits: int = 2) -> str:
         """'3.25 (95% CI 2.90–3.60, n=12)'."""

@@ -161,7 +161,8 @@ def _scores(session: Session, criterion: Criterion, items: dict[int, Item],
         values = [value for raters in rated.values() for value in raters.values()]
         item_means = [statistics.fmean(int(value) for value in raters.values()) for raters in rated.values()]
         counts = Counter(values)
-        rows.append(ScoreRow(model, criterion.name, Mean.of(item_means), len(values),
+        ends = (int(criterion.values[0]), int(criterion.values[-1]))
+        rows.append(ScoreRow(model, criterion.name, Mean.of(item_means, ends), len(values),
                              {value: counts[value] for value in criterion.values}))
     return rows
 

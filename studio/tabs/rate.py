@@ -1,6 +1,6 @@
 """Rate tab: annotators rate stored responses blind; an admin creates sessions and reads the results.
 
-Three inner tabs: **Rate** (this module: the rating panel a rater works in), **Sessions** (rate_sessions:
+Three inner tabs: **Rate responses** (this module: the rating panel a rater works in), **Sessions** (rate_sessions:
 create a session, follow its generation job) and **Results** (rate_results: scores, win rates, agreement,
 exports, hard examples). The rater's name and session are kept in the browser (gr.BrowserState), so a
 reload comes back to where they left off; keyboard shortcuts come from assets/rate_keys.js.
@@ -34,30 +34,34 @@ def ready_choices(ctx: StudioContext) -> list[tuple[str, str]]:
             if session.ready]
 
 
-def build(ctx: StudioContext, app: gr.Blocks) -> None:
+def browser_memory() -> gr.BrowserState:
+    """The rater's name and session, kept in the browser. Made at the top of the page, outside every tab:
+    a component inside a tab is only mounted when the tab opens, too late for the page's load event."""
+    return gr.BrowserState({"rater": "", "session": ""}, storage_key="lora-studio-rater")
+
+
+def build(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserState) -> None:
     sessions_changed = gr.State(0)   # bumped when sessions are created, finish generating or are deleted
     with gr.Tabs(elem_id="rate-tabs"):
-        with gr.Tab("Rate", id="rate-rate", elem_id="rate-tab-rate"):
-            rate_picker = _rating_panel(ctx, app)
+        with gr.Tab("Rate responses", id="rate-rate", elem_id="rate-tab-rate"):
+            _rating_panel(ctx, app, remembered)
         with gr.Tab("Sessions", id="rate-sessions", elem_id="rate-tab-sessions") as sessions_tab:
             session_pickers = rate_sessions.build(ctx, sessions_tab, sessions_changed)
         with gr.Tab("Results", id="rate-results", elem_id="rate-tab-results") as results_tab:
             results_picker = rate_results.build(ctx)
 
     def refresh() -> tuple:
-        ready = ready_choices(ctx)
         every = [(session.label(), session.id) for session in sessions.list_sessions(ctx.workspace)]
-        return (gr.Dropdown(choices=ready), gr.Dropdown(choices=ready), *(gr.Dropdown(choices=every) for _ in session_pickers))
+        return gr.Dropdown(choices=ready_choices(ctx)), *(gr.Dropdown(choices=every) for _ in session_pickers)
 
-    pickers = [rate_picker, results_picker, *session_pickers]
+    pickers = [results_picker, *session_pickers]   # the rating panel's picker lists itself when focused
     quiet = {"show_progress": "hidden"}
     sessions_changed.change(friendly(refresh), None, pickers, api_name="rate_refresh_sessions", **quiet)
     gr.on([sessions_tab.select, results_tab.select], friendly(refresh), None, pickers, api_name=False, **quiet)
 
 
-def _rating_panel(ctx: StudioContext, app: gr.Blocks) -> gr.Dropdown:
+def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserState) -> None:
     workspace = ctx.workspace
-    remembered = gr.BrowserState({"rater": "", "session": ""}, storage_key="lora-studio-rater")
     with gr.Row(equal_height=True):
         rater = gr.Textbox(label="Your name", placeholder="e.g. Dr Li", elem_id="rate-rater", scale=2)
         session = gr.Dropdown([], label="Session", elem_id="rate-session", scale=3, allow_custom_value=True)
@@ -80,6 +84,7 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks) -> gr.Dropdown:
         save = gr.Button("Save and next →", variant="primary", elem_id="rate-next", interactive=False)
     gr.Markdown(KEYS_HELP, elem_id="rate-keys-help")
     item = gr.Number(None, precision=0, visible=False, elem_id="rate-item")
+    listed = gr.State([])   # the ready sessions this page lists, so focusing the picker redraws it only on news
     shown = [status, panel, response_a, response_b, *scales, comment, corrected, item, back, save]
 
     @friendly
@@ -88,7 +93,7 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks) -> gr.Dropdown:
         saved = saved or {}
         choices = ready_choices(ctx)
         chosen = saved.get("session") if saved.get("session") in {value for _, value in choices} else None
-        pickers = (saved.get("rater", ""), gr.Dropdown(choices=choices, value=chosen))
+        pickers = (saved.get("rater", ""), gr.Dropdown(choices=choices, value=chosen), choices)
         if chosen and saved.get("rater"):
             return (*pickers, *render(queue.current(workspace, chosen, saved["rater"])))
         return (*pickers, *(gr.skip() for _ in shown))
@@ -116,11 +121,19 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks) -> gr.Dropdown:
             return render(queue.last(workspace, session_id, rater_name))
         return render(queue.preceding(workspace, session_id, rater_name, int(item_number)))
 
-    app.load(restore, remembered, [rater, session, *shown], api_name="rate_restore", show_progress="hidden")
+    def list_ready(known: list) -> tuple:
+        """Sessions that became ready since the page listed them (redrawing the list only then, so a
+        click on an option is never lost to a redraw)."""
+        choices = ready_choices(ctx)
+        if [list(choice) for choice in choices] == [list(choice) for choice in known]:
+            return gr.skip(), gr.skip()
+        return gr.Dropdown(choices=choices), choices
+
+    app.load(restore, remembered, [rater, session, listed, *shown], api_name="rate_restore", show_progress="hidden")
+    session.focus(friendly(list_ready), listed, [session, listed], api_name="rate_list_ready", show_progress="hidden")
     gr.on([start.click, rater.submit], open_session, [session, rater], [*shown, remembered], api_name="rate_open")
     save.click(save_and_next, [session, rater, item, *scales, comment, corrected], shown, api_name="rate_save")
     back.click(go_back, [session, rater, item], shown, api_name="rate_previous")
-    return session
 
 
 def render(view: View) -> tuple:

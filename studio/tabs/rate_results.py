@@ -56,7 +56,7 @@ def build(ctx: StudioContext) -> gr.Dropdown:
             export_csv = gr.Button("Export ratings (CSV)", elem_id="rate-export-csv")
             export_jsonl = gr.Button("Export ratings (JSONL)", elem_id="rate-export-jsonl")
             export_pairs = gr.Button("Export preference pairs (JSONL)", elem_id="rate-export-pairs")
-        download = gr.File(label="Download", elem_id="rate-export-file", interactive=False)
+        download = gr.File(label="Download", elem_id="rate-export-file", interactive=False, height=80)
         upload = gr.File(label="Import ratings made elsewhere (.csv or .jsonl: item, rater, criterion, value)",
                          file_types=[".csv", ".jsonl"], elem_id="rate-import-file")
         imported = gr.Markdown(elem_id="rate-import-result")
