@@ -15,6 +15,7 @@ with the models not done yet.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,7 @@ def generate(workspace: Workspace, session_id: str, progress: Progress = QUIET, 
             gc.collect()
             progress.report(index * len(conversations), total, f"Loading {choice.base}")
             answerer = Answerer(workspace, choice.base)
-        offset = index * len(conversations)
-        within = Progress(report=lambda done, _, message, offset=offset: progress.report(offset + done, total, message),
+        within = Progress(report=_shifted(progress, index * len(conversations), total),
                           stop_requested=progress.stop_requested, log=progress.log)
         settings = choice.generation
         if session.max_new_tokens:
@@ -69,3 +69,10 @@ def generate(workspace: Workspace, session_id: str, progress: Progress = QUIET, 
         progress.log(f"{choice.label}: {len(answers)} responses")
     sessions.complete(workspace, session_id)
     return f"{len(conversations)} prompts answered by {len(session.models)} model(s); session '{session.name}' is ready to rate."
+
+
+def _shifted(progress: Progress, offset: int, total: int) -> Callable[[int, int, str], None]:
+    """One model's progress (done of its prompts) as progress of the whole job (done of every answer)."""
+    def report(done: int, _: int, message: str) -> None:
+        progress.report(offset + done, total, message)
+    return report

@@ -106,23 +106,23 @@ class SessionResults:
                  f"{self.ratings} ratings by {len(self.raters)} rater(s)"
                  + (": " + ", ".join(f"{row.rater} {row.rated}" for row in self.raters) if self.raters else "")]
         found += [f"  {row.criterion} · {row.model}: mean {row.mean.words()}" for row in self.scores]
-        for row in self.choices:
-            where = "" if row.category == ALL_PROMPTS else f" on {row.category} prompts"
-            found.append(f"  {row.criterion} pass rate · {row.model}{where}: {row.passed.words()}")
+        for choice in self.choices:
+            where = "" if choice.category == ALL_PROMPTS else f" on {choice.category} prompts"
+            found.append(f"  {choice.criterion} pass rate · {choice.model}{where}: {choice.passed.words()}")
         order = {model: index for index, model in enumerate(session.models)}
-        for row in self.wins:
-            if (row.model == focus) if focus else order[row.model] > order[row.opponent]:
-                found.append(f"  {row.model} vs {row.opponent}: wins {row.wins.words()}, ties {row.ties.words()}, "
-                             f"losses {row.losses.words()}")
-        for row in self.agreement:
-            alpha = row.alpha
+        for win in self.wins:
+            if (win.model == focus) if focus else order[win.model] > order[win.opponent]:
+                found.append(f"  {win.model} vs {win.opponent}: wins {win.wins.words()}, ties {win.ties.words()}, "
+                             f"losses {win.losses.words()}")
+        for agreed in self.agreement:
+            alpha = agreed.alpha
             shown = f"{alpha.value:.2f} ({alpha.level}, {alpha.items} items)" if alpha.value is not None else "not measurable"
-            found.append(f"  agreement on {row.criterion}: α = {shown}. {alpha.words}")
+            found.append(f"  agreement on {agreed.criterion}: α = {shown}. {alpha.words}")
             found += [f"    κ {kappa.rater_a}–{kappa.rater_b}: " + (f"{kappa.value:.2f}, " if kappa.value is not None else "")
-                      + f"{kappa.words} ({kappa.items} items)" for kappa in row.kappas]
-        for row in self.disagreements if not focus else []:
-            given = " · ".join(f"{rater}: {label}" for rater, label in row.given.items())
-            found.append(f"  disagreement on item {row.item} ({row.criterion}): {given} — {row.prompt[:80]}")
+                      + f"{kappa.words} ({kappa.items} items)" for kappa in agreed.kappas]
+        for split in self.disagreements if not focus else []:
+            given = " · ".join(f"{rater}: {label}" for rater, label in split.given.items())
+            found.append(f"  disagreement on item {split.item} ({split.criterion}): {given} — {split.prompt[:80]}")
         return found
 
 

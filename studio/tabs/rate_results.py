@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.errors import ConfigError
 from core.rating import agreement, exchange, feedback, results
-from core.rating.intervals import Mean, Share
+from core.rating.intervals import Share
 from core.rating.results import SessionResults
 from studio import plots
 from studio.context import StudioContext
@@ -94,7 +94,7 @@ def build(ctx: StudioContext) -> gr.Dropdown:
         return f"**Imported** {result.written} ratings from *{Path(file_path).name}*{skipped}.", *show(session_id)
 
     @friendly
-    def send_hard(session_id: str | None, numbers: str) -> tuple:
+    def send_hard(session_id: str | None, numbers: str) -> str:
         try:
             items = [int(part) for part in numbers.replace(",", " ").split()] or None
         except ValueError:
@@ -153,26 +153,23 @@ def _label(found: SessionResults, name: str) -> str:
     return found.session.criterion(name).label
 
 
-def _mean(mean: Mean) -> str:
-    return f"{mean.value:.2f}"
-
-
 def _scores(found: SessionResults) -> pd.DataFrame:
-    return pd.DataFrame([(row.model, _label(found, row.criterion), _mean(row.mean), _interval(row.mean.low, row.mean.high),
-                          row.mean.n, row.ratings) for row in found.scores], columns=SCORE_COLUMNS)
+    return pd.DataFrame([(row.model, _label(found, row.criterion), f"{row.mean.value:.2f}",
+                          _interval(row.mean.low, row.mean.high), row.mean.n, row.ratings) for row in found.scores],
+                        columns=SCORE_COLUMNS)
 
 
 def _distribution(found: SessionResults) -> object:
     rows = []
-    for row in found.scores:
-        criterion = found.session.criterion(row.criterion)
-        rows.append((f"{row.model} · {criterion.label}", [f"{criterion.label} {level.value} · {level.label}"
-                                                         for level in criterion.levels], list(row.counts.values())))
-    for row in found.choices:
-        if row.category == results.ALL_PROMPTS:
-            criterion = found.session.criterion(row.criterion)
-            rows.append((f"{row.model} · {criterion.label}", [level.label for level in criterion.levels][::-1],
-                         list(row.counts.values())[::-1]))   # passing level last, on the right, like a high score
+    for score in found.scores:
+        criterion = found.session.criterion(score.criterion)
+        rows.append((f"{score.model} · {criterion.label}", [f"{criterion.label} {level.value} · {level.label}"
+                                                           for level in criterion.levels], list(score.counts.values())))
+    for choice in found.choices:
+        if choice.category == results.ALL_PROMPTS:
+            criterion = found.session.criterion(choice.criterion)
+            rows.append((f"{choice.model} · {criterion.label}", [level.label for level in criterion.levels][::-1],
+                         list(choice.counts.values())[::-1]))   # passing level last, on the right, like a high score
     return plots.as_plot(plots.rating_distribution_figure(rows)) if rows else None
 
 
