@@ -7,6 +7,7 @@ features add a migration at the end of MIGRATIONS; applied ones are never edited
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -136,18 +137,27 @@ def migrate(connection: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
+# SQLite lets one connection write at a time and makes the others retry with growing sleeps (up to 100 ms
+# each), so with 8 threads writing at once the unluckiest waited about a second. Threads of one process
+# queue on this lock instead and are woken as soon as the writer before them is done; other processes
+# (the CLI, jobs) still wait through SQLite's own timeout.
+_WRITERS: dict[str, threading.RLock] = {}
+
+
 @contextmanager
 def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One short transaction that reads and then writes: it takes the write lock at its start (BEGIN
-    IMMEDIATE), so what it read cannot change before it writes, and a concurrent writer waits for the
-    connection's timeout instead of failing. Committed when the block ends, rolled back on an error."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()
+    IMMEDIATE), so what it read cannot change before it writes, and a concurrent writer waits instead of
+    failing. Committed when the block ends, rolled back on an error."""
+    database = connection.execute("PRAGMA database_list").fetchone()[2]
+    with _WRITERS.setdefault(database, threading.RLock()):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
 
 def schema_version(path: Path) -> int:
