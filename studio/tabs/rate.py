@@ -36,8 +36,10 @@ def ready_choices(ctx: StudioContext) -> list[tuple[str, str]]:
 
 def browser_memory() -> gr.BrowserState:
     """The rater's name and session, kept in the browser. Made at the top of the page, outside every tab:
-    a component inside a tab is only mounted when the tab opens, too late for the page's load event."""
-    return gr.BrowserState({"rater": "", "session": ""}, storage_key="lora-studio-rater")
+    a component inside a tab is only mounted when the tab opens, too late for the page's load event. The
+    key is fixed (Gradio draws a new one per start otherwise) so the memory outlives a studio restart;
+    a name and a session id are nothing to hide."""
+    return gr.BrowserState({"rater": "", "session": ""}, storage_key="lora-studio-rater", secret="lora-studio-rater")
 
 
 def build(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserState) -> None:
