@@ -96,8 +96,10 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
         session = sessions.get(workspace, session_id)
         if session.ready:
             raters = queue.raters(workspace, session_id)
+            done = min(sum(row.rated for row in raters), session.items * session.overlap)
             return (f"**Ready to rate** · *{session.name}* · {session.items} items, {session.overlap} rater(s) each · "
-                    f"{len(raters)} rater(s) so far. Raters open the **Rate** tab and pick it."), False
+                    f"{len(raters)} rater(s) so far, {done} of {session.items * session.overlap} item ratings done. "
+                    "Raters open the **Rate** tab and pick it."), False
         try:
             job = jobs.job_status(workspace.rating_folder(session_id).root)
         except StudioError:
