@@ -68,7 +68,7 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
         rater = gr.Textbox(label="Your name", placeholder="e.g. Dr Li", elem_id="rate-rater", scale=2)
         session = gr.Dropdown([], label="Session", elem_id="rate-session", scale=3, allow_custom_value=True)
     start = gr.Button("Start rating", variant="primary", elem_id="rate-start")
-    status = gr.Markdown(START_HINT, elem_id="rate-status")
+    status = gr.Markdown("Loading…", elem_id="rate-status")   # the hint, or the rater's item, once the page has loaded
     with gr.Group(visible=False, elem_id="rate-panel") as panel:
         with gr.Row():
             response_a = gr.Chatbot(label="Response", elem_id="rate-response-a", height=340, buttons=["copy"])
@@ -76,11 +76,11 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
                                     visible=False)
         scales = [gr.Radio([], label=f"Criterion {slot}", visible=False, elem_id=f"rate-criterion-{slot}",
                            elem_classes=["rate-criterion"]) for slot in range(1, MAX_CRITERIA + 1)]
-        with gr.Accordion("Comment and corrected answer (optional)", open=False, elem_id="rate-extras"):
-            comment = gr.Textbox(label="Comment", lines=2, elem_id="rate-comment")
-            corrected = gr.Textbox(label="Corrected answer", lines=4, elem_id="rate-corrected",
-                                   info="The answer it should have been. Low-rated items with one can be sent "
-                                        "back into training as hard examples.")
+        with gr.Row(elem_id="rate-extras"):   # always shown: a collapsed box mounts late and can miss typing
+            comment = gr.Textbox(label="Comment (optional)", lines=3, elem_id="rate-comment", scale=1)
+            corrected = gr.Textbox(label="Corrected answer (optional)", lines=3, elem_id="rate-corrected", scale=2,
+                                   info="The answer it should have been. Low-rated items with one can go back "
+                                        "into training as hard examples.")
     with gr.Row(elem_id="rate-nav"):
         back = gr.Button("← Previous", elem_id="rate-prev", interactive=False)
         save = gr.Button("Save and next →", variant="primary", elem_id="rate-next", interactive=False)
@@ -91,14 +91,16 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
 
     @friendly
     def restore(saved: dict | None) -> tuple:
-        """A (re)loaded page: the remembered name and session, and where this rater left off."""
+        """A (re)loaded page: the remembered name and session, and where this rater left off; with nothing
+        remembered, the hint (what was typed meanwhile is left alone)."""
         saved = saved or {}
         choices = ready_choices(ctx)
         chosen = saved.get("session") if saved.get("session") in {value for _, value in choices} else None
-        pickers = (saved.get("rater", ""), gr.Dropdown(choices=choices, value=chosen), choices)
         if chosen and saved.get("rater"):
-            return (*pickers, *render(queue.current(workspace, chosen, saved["rater"])))
-        return (*pickers, *(gr.skip() for _ in shown))
+            return (saved["rater"], gr.Dropdown(choices=choices, value=chosen), choices,
+                    *render(queue.current(workspace, chosen, saved["rater"])))
+        return (saved.get("rater") or gr.skip(), gr.Dropdown(choices=choices), choices, START_HINT,
+                *(gr.skip() for _ in shown[1:]))
 
     @friendly
     def open_session(session_id: str | None, rater_name: str) -> tuple:

@@ -75,6 +75,7 @@ def create_sessions(page: Page) -> None:
 def start_rating(page: Page, rater: str, session: str) -> None:
     page.get_by_role("tab", name="Rate", exact=True).click()
     page.get_by_role("tab", name="Rate responses").click()
+    expect(page.locator("#rate-status")).not_to_contain_text("Loading", timeout=SLOW)   # the page has loaded
     page.locator("#rate-rater textarea").fill(rater)
     pick(page, "rate-session", re.compile(re.escape(session)))
     page.locator("#rate-start").click()
@@ -85,9 +86,16 @@ def shown_response(page: Page) -> str:
     return page.locator("#rate-response-a [data-testid=bot]").last.inner_text()
 
 
-def wait_for_item(page: Page, number: int | None) -> None:
+def wait_for_item(page: Page, number: int | None, previous_response: str | None = None, fresh: bool = True) -> None:
+    """Until item `number` (None: the end) is shown, a fresh one with no level chosen yet and, when the
+    previous item's response is given, another response in place: the whole panel is the new item's
+    before keys go in."""
     expected = "All done" if number is None else f"Item {number} of your"
     expect(page.locator("#rate-status")).to_contain_text(expected, timeout=SLOW)
+    if number is not None and fresh:
+        expect(page.locator("#rate-criterion-1 input:checked")).to_have_count(0)
+    if previous_response is not None:
+        expect(page.locator("#rate-response-a [data-testid=bot]").last).not_to_have_text(previous_response)
 
 
 def test_two_raters_rate_blind_and_the_results_feed_back_into_training(page: Page, screenshot, studio, demo_run):
@@ -103,19 +111,18 @@ def test_two_raters_rate_blind_and_the_results_feed_back_into_training(page: Pag
     page.keyboard.press("1")
     page.keyboard.press("3")
     page.keyboard.press("1")
-    page.locator("#rate-extras").get_by_text("Comment and corrected answer").click()
     page.locator("#rate-corrected textarea").fill(CORRECTED)
     page.locator("#rate-status").click()   # leave the text box: arrows are keys again
     screenshot(page, "rate", full_page=True)
     page.keyboard.press("ArrowRight")
     for number in range(2, 7):
-        wait_for_item(page, number)
+        wait_for_item(page, number, flagged if number == 2 else None)
         for key in ("4", "3", "1"):
             page.keyboard.press(key)
         page.keyboard.press("ArrowRight")
     wait_for_item(page, None)
     page.locator("#rate-prev").click()   # going back shows the last item with Ana's ratings
-    wait_for_item(page, 6)
+    wait_for_item(page, 6, fresh=False)
     expect(page.get_by_role("radio", name=re.compile("^4 · Very fluent"))).to_be_checked()
 
     # Ben, in a second browser context: the mouse, a reload half-way, and the same verdicts but one (one
@@ -127,14 +134,15 @@ def test_two_raters_rate_blind_and_the_results_feed_back_into_training(page: Pag
            if urlparse(request.url).hostname not in ("127.0.0.1", None) else None)
     ben.goto(studio.url)
     start_rating(ben, "Ben", SCALE)
-    differed = False
+    differed, previous = False, None
     for number in range(1, 7):
         if number == 3:
             ben.reload()
             ben.get_by_role("tab", name="Rate", exact=True).click()
             expect(ben.locator("#rate-rater textarea")).to_have_value("Ben", timeout=SLOW)
-        wait_for_item(ben, number)
-        if shown_response(ben) == flagged:
+        wait_for_item(ben, number, previous)
+        previous = shown_response(ben)
+        if previous == flagged:
             fluency = "1 · Not fluent"
         elif not differed:
             fluency, differed = "3 · Fluent", True
