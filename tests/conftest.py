@@ -12,7 +12,7 @@ import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from support import CACHE, RunningStudio, workspace_with_default_model  # noqa: E402
+from support import CACHE, MEMORISED, QUESTIONS, MemorisedRuns, RunningStudio, workspace_with_default_model  # noqa: E402
 from tiny import build_tiny_model  # noqa: E402
 
 from core.models import modeling  # noqa: E402
@@ -42,6 +42,24 @@ def learnable_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model.get_input_embeddings().weight.mul_(5.0)
     model.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def memorised_runs(tmp_path_factory: pytest.TempPathFactory, learnable_model_dir: Path) -> MemorisedRuns:
+    """Two finished runs on the learnable tiny model, each memorising its own answer to the same
+    questions ("clinic": MEMORISED["clinic"], "garage": …), in a workspace shared by the session: what
+    adapter switching, serving and exporting are checked with. Tests add to it, never change it."""
+    from test_train import start_run, tiny_config, write_rows
+
+    workspace = Workspace.open(tmp_path_factory.mktemp("memorised") / "ws")
+    run_ids = {}
+    for name, answer in MEMORISED.items():
+        data = write_rows(workspace.root / f"{name}.jsonl", [(question, answer) for question in QUESTIONS], repeat=4)
+        held_out = write_rows(workspace.root / f"{name}-validation.jsonl", [("Where do I park?", answer)])
+        folder, _ = start_run(workspace, tiny_config(learnable_model_dir, data, f"name={name}", "train.max_steps=80",
+                                                     "train.learning_rate=0.02", f"data.validation_path={held_out}"))
+        run_ids[name] = folder.run_id
+    return MemorisedRuns(workspace, learnable_model_dir, run_ids)
 
 
 @pytest.fixture(scope="session")

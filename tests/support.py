@@ -4,11 +4,13 @@ links the converted default model, and the studio started as a real subprocess o
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.models import modeling
@@ -16,6 +18,26 @@ from core.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
+
+# The `memorised_runs` fixture: two runs on one tiny base, each trained to give its own answer to these.
+QUESTIONS = ["When do you open?", "What should I bring?", "Can I book online?", "When do you close?"]
+MEMORISED = {"clinic": "At eight in the morning.", "garage": "Bring the car on Monday."}
+
+
+@dataclass(frozen=True)
+class MemorisedRuns:
+    workspace: Workspace
+    base: Path                 # the tiny model both runs were trained on
+    run_ids: dict[str, str]    # "clinic" / "garage" -> run id
+
+    def key(self, name: str) -> str:
+        """The model choice key of a run ("run:<id>"), as the Chat tab and the API name it."""
+        return f"run:{self.run_ids[name]}"
+
+    def copy_into(self, workspace: Workspace) -> None:
+        """Put both runs into another workspace (a studio's), as if trained there."""
+        for run_id in self.run_ids.values():
+            shutil.copytree(self.workspace.run_dir(run_id), workspace.run_dir(run_id))
 
 
 def workspace_with_default_model(root: Path, converted: Path) -> Workspace:
