@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from core.data import store
 from core.jobs.runner import JobManager
 from core.models import modeling
-from core.models.chat import ChatEngine
+from core.inference.chat import ChatEngine
 from core.system.device_lock import DeviceLock
 from core.workspace import Workspace
 
@@ -42,7 +42,7 @@ class StudioContext:
         def convert() -> None:
             try:
                 modeling.ensure_default_model(self.workspace)
-                self.chat.preload(modeling.DEFAULT_MODEL)
+                self.chat.preload(f"base:{modeling.DEFAULT_MODEL}")
             except Exception:  # noqa: BLE001 - reported by the Chat tab when it tries to load
                 log.exception("Preparing the default model failed")
 

@@ -47,8 +47,9 @@ def learnable_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def memorised_runs(tmp_path_factory: pytest.TempPathFactory, learnable_model_dir: Path) -> MemorisedRuns:
     """Two finished runs on the learnable tiny model, each memorising its own answer to the same
-    questions ("clinic": MEMORISED["clinic"], "garage": …), in a workspace shared by the session: what
-    adapter switching, serving and exporting are checked with. Tests add to it, never change it."""
+    questions ("clinic": MEMORISED["clinic"], "garage": …), replying greedily by default (generation.*), in
+    a workspace shared by the session: what adapter switching, serving and exporting are checked with.
+    Tests add to it, never change it."""
     from test_train import start_run, tiny_config, write_rows
 
     workspace = Workspace.open(tmp_path_factory.mktemp("memorised") / "ws")
@@ -57,7 +58,8 @@ def memorised_runs(tmp_path_factory: pytest.TempPathFactory, learnable_model_dir
         data = write_rows(workspace.root / f"{name}.jsonl", [(question, answer) for question in QUESTIONS], repeat=4)
         held_out = write_rows(workspace.root / f"{name}-validation.jsonl", [("Where do I park?", answer)])
         folder, _ = start_run(workspace, tiny_config(learnable_model_dir, data, f"name={name}", "train.max_steps=80",
-                                                     "train.learning_rate=0.02", f"data.validation_path={held_out}"))
+                                                     "train.learning_rate=0.02", f"data.validation_path={held_out}",
+                                                     "generation.temperature=0", "generation.max_new_tokens=24"))
         run_ids[name] = folder.run_id
     return MemorisedRuns(workspace, learnable_model_dir, run_ids)
 

@@ -8,8 +8,8 @@ from support import workspace_with_default_model
 
 from core.config import GenerationSection
 from core.errors import ModelLoadError
+from core.inference.chat import ChatEngine, Turn
 from core.models import modeling
-from core.models.chat import ChatEngine
 from core.system.device_lock import DeviceLock
 from core.workspace import Workspace
 
@@ -66,6 +66,6 @@ def test_real_default_model_converts_loads_and_answers(tmp_path: Path, converted
     assert not getattr(model.config, "quantization_config", None)
     assert sum(p.numel() for p in model.parameters()) > 100_000_000
     engine = ChatEngine(workspace, DeviceLock(workspace))
-    reply = list(engine.stream("default", [{"role": "user", "content": "What is the capital of France?"}],
-                               GenerationSection(max_new_tokens=20, temperature=0)))[-1]
-    assert "Paris" in reply
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = list(engine.stream([Turn("base:default", question)], GenerationSection(max_new_tokens=20, temperature=0)))[-1]
+    assert "Paris" in reply[0].text
