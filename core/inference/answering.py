@@ -69,6 +69,7 @@ class Answerer:
         self.model: Any = modeling.load_model(base, workspace)
         self.base_loads = 1   # how many times a base was loaded (tests check switching never reloads)
         self._adapters: dict[str, str] = {}   # choice key -> peft adapter name
+        self._mixable: dict[str, bool] = {}   # choice key -> whether it can share a batch (not DoRA)
         self._generating = threading.Lock()   # adapter switches and generation, one caller at a time
 
     def serves(self, choice: ModelChoice) -> bool:
@@ -79,9 +80,11 @@ class Answerer:
         """Whether `choice` can share a batch with other adapters (peft cannot mix DoRA adapters)."""
         if choice.adapter is None:
             return True
-        from peft import PeftConfig
+        if choice.key not in self._mixable:
+            from peft import PeftConfig
 
-        return not getattr(PeftConfig.from_pretrained(str(choice.adapter)), "use_dora", False)
+            self._mixable[choice.key] = not getattr(PeftConfig.from_pretrained(str(choice.adapter)), "use_dora", False)
+        return self._mixable[choice.key]
 
     @contextmanager
     def active(self, choice: ModelChoice) -> Iterator[Any]:

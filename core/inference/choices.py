@@ -22,7 +22,7 @@ from core.errors import ConfigError
 from core.models import modeling
 from core.models.templates import TemplateName
 from core.runs import records
-from core.workspace import Workspace, read_json
+from core.workspace import Workspace, read_json, safe_id
 
 ChoiceKind = Literal["base", "run", "export"]
 # An export job writes export.json last, once its output is verified: {"complete": true, "kind": …, and for
@@ -87,6 +87,18 @@ def resolve(workspace: Workspace, key: str) -> ModelChoice:
     if kind == "export":
         return export_choice(workspace, name)
     raise ConfigError(f"'{key}' is not a model choice.", "Use base:NAME, run:RUN_ID or export:EXPORT_ID.")
+
+
+def find(workspace: Workspace, name: str) -> ModelChoice:
+    """What the command line accepts: a key, or a bare name looked up as a run, then a complete export,
+    then a base model (`lora-studio chat faq-r16` means run faq-r16)."""
+    if ":" in name:
+        return resolve(workspace, name)
+    if safe_id(name) == name and (workspace.run_folder(name).adapter / "adapter_config.json").is_file():
+        return run_choice(workspace, name)
+    if safe_id(name) == name and _answering_export(read_json(workspace.export_dir(name) / EXPORT_MANIFEST, {}) or {}):
+        return export_choice(workspace, name)
+    return base_choice(name)
 
 
 def available(workspace: Workspace) -> list[ModelChoice]:

@@ -221,7 +221,8 @@ def run_other_job(workspace: Workspace, folder: JobFolder, echo: Echo | None = N
         recorder.log("Cancelled on request")
         raise
     except BaseException as error:  # noqa: BLE001 - every failure ends up in status.json
-        failure = classify(error)
+        title = settings.get("title") or settings.get("kind") or "The job"
+        failure = classify(error, title[0].upper() + title[1:])
         if not isinstance(error, StudioError):
             recorder.log("".join(traceback.format_exception(error)))
         recorder.fail(failure)
