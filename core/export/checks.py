@@ -1,0 +1,78 @@
+"""How an export is checked against what it was made from: the same conversations through both models,
+compared token by token.
+
+Conversations come from the run's validation split (else its first training rows), tokenised with the
+chat template it trained with, so the check looks at the text the model will really see.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from core.export.source import RunSource
+from core.models.templates import IGNORE_INDEX
+from core.training import trainset
+from core.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Samples:
+    token_ids: list[list[int]]
+    labels: list[list[int]]   # reply tokens (what perplexity scores); IGNORE_INDEX elsewhere
+    origin: str               # in words: "12 conversations of the validation split"
+
+
+def samples(workspace: Workspace, source: RunSource, tokenizer: Any, limit: int, max_tokens: int) -> Samples:
+    """Up to `limit` conversations of the run's validation split (its training rows when it held none out),
+    each cut to `max_tokens`."""
+    data = trainset.build(source.config, tokenizer, workspace)
+    examples, where = (data.validation, "the validation split") if data.validation else (data.train, "training rows")
+    chosen = examples[:limit]
+    return Samples([example.input_ids[:max_tokens] for example in chosen],
+                   [example.labels[:max_tokens] for example in chosen],
+                   f"{len(chosen)} conversation(s) of {where}")
+
+
+@torch.inference_mode()
+def logits(model: Any, token_ids: Sequence[list[int]]) -> list[torch.Tensor]:
+    """The model's float32 logits on each sequence, one at a time (no padding to reason about), on the CPU."""
+    device = next(model.parameters()).device
+    return [model(input_ids=torch.tensor([ids], device=device)).logits[0].float().cpu() for ids in token_ids]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    max_abs_diff: float        # the largest difference of any logit at any position
+    top_token_agreement: float # share of positions where both pick the same next token
+    positions: int
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"max_abs_logit_diff": self.max_abs_diff, "top_token_agreement": self.top_token_agreement,
+                "positions": self.positions}
+
+
+def compare(expected: Sequence[torch.Tensor], got: Sequence[torch.Tensor]) -> Agreement:
+    diff, same, positions = 0.0, 0, 0
+    for a, b in zip(expected, got):
+        diff = max(diff, float((a - b).abs().max()))
+        same += int((a.argmax(-1) == b.argmax(-1)).sum())
+        positions += a.shape[0]
+    return Agreement(diff, same / positions if positions else 0.0, positions)
+
+
+@torch.inference_mode()
+def perplexity(model: Any, data: Samples) -> float:
+    """exp(mean negative log-likelihood of the reply tokens): lower means the replies were expected."""
+    total, count = 0.0, 0
+    for scores, labels in zip(logits(model, data.token_ids), data.labels):
+        targets = torch.tensor(labels[1:])
+        counted = targets != IGNORE_INDEX
+        if counted.any():
+            total += float(torch.nn.functional.cross_entropy(scores[:-1][counted], targets[counted], reduction="sum"))
+            count += int(counted.sum())
+    return math.exp(total / count) if count else float("nan")
