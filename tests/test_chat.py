@@ -2,12 +2,15 @@
 reply that stops when nobody listens any more."""
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
-from support import MEMORISED, QUESTIONS, MemorisedRuns
+from support import MEMORISED, QUESTIONS, REPO, MemorisedRuns
 
 from core.config import GenerationSection
 from core.errors import DeviceBusyError, StudioError
@@ -108,3 +111,17 @@ def test_a_reply_nobody_reads_stops_before_the_device_is_released(workspace: Wor
     assert lock.holder() is None
     with DeviceLock(workspace).hold("the next job", timeout=1):
         pass
+
+
+def test_terminal_chat_streams_a_run_and_starts_over_on_reset(memorised_runs: MemorisedRuns):
+    command = [sys.executable, "-m", "cli", "chat", "clinic", "--workspace", str(memorised_runs.workspace.root)]
+    typed = f"{QUESTIONS[0]}\n/reset\n{QUESTIONS[1]}\n/exit\n"
+    done = subprocess.run(command, cwd=REPO, input=typed, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [MEMORISED["clinic"], MEMORISED["clinic"]]
+    assert "Chatting with Run 'clinic'" in done.stderr and "(new conversation)" in done.stderr
+    assert re.search(r"\(\d+ tokens, first after \d+\.\d\d s, \d+\.\d tokens/s\)", done.stderr)
+
+    refused = subprocess.run([*command, "--temperature", "5"], cwd=REPO, input="", capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr == "error: Invalid value for 'generation.temperature': 5.0 — must be ≤ 2.0.\n"
