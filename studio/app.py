@@ -17,7 +17,7 @@ from core.models import modeling
 from core.workspace import Workspace  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
-from studio.tabs import chat, configure, planned, train  # noqa: E402
+from studio.tabs import chat, configure, export, planned, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -53,10 +53,10 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                 planned.build("Evaluate")
             with gr.Tab("Rate", id="rate", elem_id="tab-rate"):
                 planned.build("Rate")
-            with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
-                chat.build(ctx)
-            with gr.Tab("Export", id="export", elem_id="tab-export"):
-                planned.build("Export")
+            with gr.Tab("Chat", id="chat", elem_id="tab-chat") as chat_tab:
+                chat.build(ctx, chat_tab)
+            with gr.Tab("Export", id="export", elem_id="tab-export") as export_tab:
+                export.build(ctx, export_tab)
 
         @friendly
         def studio_status() -> str:

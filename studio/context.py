@@ -7,9 +7,9 @@ import threading
 from dataclasses import dataclass
 
 from core.data import store
+from core.inference.chat import ChatEngine
 from core.jobs.runner import JobManager
 from core.models import modeling
-from core.inference.chat import ChatEngine
 from core.system.device_lock import DeviceLock
 from core.workspace import Workspace
 

@@ -74,11 +74,14 @@ def converted_default_model() -> Path:
 @pytest.fixture(scope="module")
 def studio(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, converted_default_model: Path):
     """The real app in a subprocess, on a free port, over a fresh workspace. A test module that sets
-    STUDIO_TINY_MODEL = "<name>" also gets a tiny model under models/<name>, which trains in seconds."""
+    STUDIO_TINY_MODEL = "<name>" also gets a tiny model under models/<name>, which trains in seconds; one
+    that sets STUDIO_MEMORISED_RUNS = True gets the two finished runs of `memorised_runs`."""
     root = tmp_path_factory.mktemp("studio")
     workspace = workspace_with_default_model(root / "ws", converted_default_model)
     if tiny_name := getattr(request.module, "STUDIO_TINY_MODEL", None):
         build_tiny_model(workspace.model_dir(tiny_name))
+    if getattr(request.module, "STUDIO_MEMORISED_RUNS", False):
+        request.getfixturevalue("memorised_runs").copy_into(workspace)
     running = RunningStudio(root / "ws", root / "studio.log")
     try:
         running.wait_ready()

@@ -11,9 +11,6 @@ PLANS: dict[str, str] = {
     "Rate": (
         "**Coming next:** human rating sessions: fluency 1-4, relevance 1-3 and safety with categories, "
         "blind and shuffled, pairwise A/B, several raters with agreement statistics and confidence intervals."),
-    "Export": (
-        "**Coming next:** merged safetensors models with a model card, adapter-only archives, quantised "
-        "exports and a local OpenAI-compatible server."),
 }
 
 
