@@ -13,7 +13,7 @@ import torch
 from support import MEMORISED, QUESTIONS, REPO, MemorisedRuns
 
 from core.errors import ConfigError, StudioError
-from core.export import job, merge, records
+from core.export import card, formats, job, merge, records, source
 from core.inference import choices
 from core.inference.chat import ChatEngine, Turn
 from core.jobs import status as job_status
@@ -202,3 +202,16 @@ def test_a_gguf_export_loads_back_with_the_same_top_tokens(tmp_path: Path, conve
         agree = (tuned(ids).logits.argmax(-1) == loaded(ids).logits.argmax(-1)).float().mean().item()
     assert agree >= 0.95
     assert "PARAMETER temperature 0.7" in modelfile
+
+
+def test_the_model_card_takes_evaluation_and_rating_summaries(memorised_runs: MemorisedRuns):
+    made_from = source.load(memorised_runs.workspace, memorised_runs.run_ids["garage"])
+    facts = card.CardFacts("garage-merged", formats.get("merged"), made_from, {"max_abs_logit_diff": 1e-6}, ["model/"],
+                           "2026-01-02T03:04:05+00:00")
+    text = card.render(facts, evaluation={"BLEU": 31.25, "ROUGE-L": 0.4412},
+                       ratings={"Fluency (1-4)": "3.4 ± 0.2", "Raters": 3})
+    assert "- **BLEU:** 31.25" in text and "- **ROUGE-L:** 0.4412" in text
+    assert "- **Fluency (1-4):** 3.4 ± 0.2" in text and "- **Raters:** 3" in text
+    assert "Not evaluated yet" not in text and "Not rated yet" not in text
+    assert text.startswith("---\nlibrary_name: transformers\n")
+    assert card.without_front_matter(text).startswith("# garage — Merged model (safetensors)\n")

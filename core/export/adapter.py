@@ -22,8 +22,9 @@ def copy(source: RunSource, export: ExportFolder, steps: Steps) -> dict[str, Any
     steps(f"Copying the adapter of run '{source.run_id}'")
     shutil.copytree(source.adapter, export.adapter)
     config = PeftConfig.from_pretrained(str(export.adapter))
-    return {"files": sorted(path.name for path in export.adapter.iterdir()), "peft_type": str(config.peft_type),
-            "rank": getattr(config, "r", None), "base_model": config.base_model_name_or_path,
+    return {"files": sorted(path.name for path in export.adapter.iterdir()),
+            "peft_type": getattr(config.peft_type, "value", config.peft_type), "rank": getattr(config, "r", None),
+            "base_model": config.base_model_name_or_path,
             "size_bytes": sum(path.stat().st_size for path in export.adapter.iterdir())}
 
 

@@ -44,27 +44,27 @@ def render(facts: CardFacts, evaluation: Summary | None = None, ratings: Summary
         f"# {source.name} — {facts.export_format.label}\n\n"
         f"Made with LoRA Studio on {facts.created[:10]} from training run `{source.run_id}`. "
         f"{facts.export_format.description}",
-        "## Model\n\n" + _table({
+        "## Model\n\n" + _facts({
             "Base model": source.base, "Method": f"LoRA, rank {lora.r}, alpha {lora.alpha:g}, dropout {lora.dropout:g}",
             "Adapted layers": targets, "Chat template": config.model.template,
             "Export": f"{facts.export_format.label} ({', '.join(facts.files)})"}),
-        "## Training data\n\n" + _table({
+        "## Training data\n\n" + _facts({
             "Dataset version": dataset_label(config),
             "Validation": config.data.validation_path or f"{config.data.validation_ratio:.0%} held out",
             "System prompt": config.data.system_prompt or "(none)"}),
-        "## Training settings\n\n" + _table({
+        "## Training settings\n\n" + _facts({
             "Learning rate": config.train.learning_rate, "Length": steps,
             "Batch": f"{config.train.batch_size} × {config.train.gradient_accumulation_steps} accumulation",
             "Max length (tokens)": config.train.max_seq_length, "Precision": config.train.precision,
             "Seed": config.train.seed}),
-        "## Training results\n\n" + (_table({name: source.summary[key] for key, name in _RESULTS.items()
+        "## Training results\n\n" + (_facts({name: source.summary[key] for key, name in _RESULTS.items()
                                               if source.summary.get(key) is not None})
                                      or "The run recorded no results (it was stopped before its first save)."),
-        "## Evaluation\n\n" + (_table(evaluation) if evaluation else
+        "## Evaluation\n\n" + (_facts(evaluation) if evaluation else
                                "Not evaluated yet: the Evaluate tab measures BLEU, ROUGE and perplexity on held-out data."),
-        "## Human ratings\n\n" + (_table(ratings) if ratings else
+        "## Human ratings\n\n" + (_facts(ratings) if ratings else
                                   "Not rated yet: the Rate tab runs blind rating sessions (fluency, relevance, safety)."),
-        "## How this export was checked\n\n" + _table(_flat(facts.verification)),
+        "## How this export was checked\n\n" + _facts(_flat(facts.verification)),
         "## How to use it\n\n" + _usage(facts),
     ]
     return "\n\n".join(sections) + "\n"
@@ -72,6 +72,13 @@ def render(facts: CardFacts, evaluation: Summary | None = None, ratings: Summary
 
 _RESULTS = {"final_loss": "Final training loss", "best_eval_loss": "Best validation loss",
             "tokens_trained": "Tokens trained", "wall_s": "Training time (s)"}
+
+
+def without_front_matter(card: str) -> str:
+    """The card as people read it (the YAML block at the top is for the Hugging Face hub)."""
+    if card.startswith("---\n"):
+        return card.split("\n---\n", 1)[-1].lstrip()
+    return card
 
 
 def _front_matter(facts: CardFacts) -> str:
@@ -96,13 +103,13 @@ def _flat(summary: Summary, prefix: str = "") -> dict[str, Any]:
 def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value).replace("\n", " ")
 
 
-def _table(rows: Summary) -> str:
-    if not rows:
-        return ""
-    return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {_value(value)} |" for name, value in rows.items())
+def _facts(rows: Summary) -> str:
+    return "\n".join(f"- **{name}:** {_value(value)}" for name, value in rows.items())
 
 
 def _usage(facts: CardFacts) -> str:

@@ -64,7 +64,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
                              elem_id="chat-input", scale=5, autofocus=True)
         send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
         stop = gr.Button("Stop", variant="stop", elem_id="chat-stop", scale=1)
-        clear = gr.Button("New conversation", elem_id="chat-clear", scale=1)
+        clear = gr.Button("New conversation", elem_id="chat-clear", scale=1, min_width=170)
     with gr.Accordion("Reply settings", open=False, elem_id="chat-settings"):
         system = gr.Textbox(label="System prompt (optional)", elem_id="chat-system",
                             info="An instruction the model follows for the whole conversation. A run starts "
@@ -107,10 +107,10 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     def reply(text: str, turns_a: list[dict], turns_b: list[dict], key_a: str, key_b: str, both: bool,
               system_prompt: str, temp: float, limit: float, nucleus: float, penalty: float) -> Iterator[tuple]:
         text, system_prompt = (text or "").strip(), (system_prompt or "").strip()
-        histories = [[*(turns or []), {"role": "user", "content": text}] for turns in (turns_a, turns_b)][:2 if both else 1]
         if not text:
             yield ("", *(gr.skip(),) * 4)
             return
+        histories = [[*(turns or []), {"role": "user", "content": text}] for turns in (turns_a, turns_b)][:2 if both else 1]
         turns = [Turn(key, ([{"role": "system", "content": system_prompt}] if system_prompt else [])
                       + [{"role": turn["role"], "content": _text(turn["content"])} for turn in history])
                  for key, history in zip((key_a, key_b), histories)]

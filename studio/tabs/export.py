@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from core.export import formats, records
+from core.export.card import without_front_matter
 from core.export.records import ExportRecord
 from core.jobs.status import JobStatus
 from core.planning.preflight import format_duration
@@ -142,7 +143,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
             return gr.DownloadButton(visible=False), "", ""
         record = records.read(workspace.export_folder(export_id))
         folder = workspace.export_folder(export_id)
-        card = folder.card.read_text(encoding="utf-8") if folder.card.is_file() else ""
+        card = without_front_matter(folder.card.read_text(encoding="utf-8")) if folder.card.is_file() else ""
         if not record.complete:
             status = job_status(record)
             why = banner(status) if status else "This export did not complete."
