@@ -14,10 +14,19 @@ from typing import Any
 
 import torch
 
+from core.errors import DataError
 from core.export.source import RunSource
-from core.models.templates import IGNORE_INDEX
+from core.models.templates import IGNORE_INDEX, tokenize_conversation
 from core.training import trainset
 from core.workspace import Workspace
+
+FALLBACK_CONVERSATIONS = [
+    [{"role": "user", "content": question}, {"role": "assistant", "content": answer}] for question, answer in (
+        ("What are your opening hours?", "We are open from eight in the morning to six in the evening, Monday to Friday."),
+        ("Can you explain what a fever is?", "A fever is a body temperature above the normal range, often a sign of infection."),
+        ("请问周末营业吗？", "周六上午营业，周日休息。"),
+        ("How do I reset my password?", "Open the settings page, choose 'Security', then follow the reset link we e-mail you."),
+    )]
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,16 @@ class Samples:
 
 
 def samples(workspace: Workspace, source: RunSource, tokenizer: Any, limit: int, max_tokens: int) -> Samples:
-    """Up to `limit` conversations of the run's validation split (its training rows when it held none out),
-    each cut to `max_tokens`."""
-    data = trainset.build(source.config, tokenizer, workspace)
-    examples, where = (data.validation, "the validation split") if data.validation else (data.train, "training rows")
+    """Up to `limit` conversations of the run's validation split (its training rows when it held none out;
+    a few built-in ones when its data is gone), each cut to `max_tokens`."""
+    try:
+        data = trainset.build(source.config, tokenizer, workspace)
+        examples, where = (data.validation, "the validation split") if data.validation else (data.train, "training rows")
+    except DataError:
+        config = source.config
+        examples = [tokenize_conversation(tokenizer, messages, config.model.template, config.data.system_prompt)
+                    for messages in FALLBACK_CONVERSATIONS]
+        where = "built-in conversations (the run's data is no longer in the workspace)"
     chosen = examples[:limit]
     return Samples([example.input_ids[:max_tokens] for example in chosen],
                    [example.labels[:max_tokens] for example in chosen],

@@ -10,7 +10,8 @@ gathering window of each other, are answered together in one generate call, each
 `deliver` is called from the batcher's thread with each reply as it grows (the last one has `finish`
 set), or once with the error that ended the batch. Rows of one batch must share the sampling settings
 (temperature, top-p, repetition penalty) and DoRA adapters cannot mix with others, so the oldest waiting
-request decides the group and up to max_batch waiting requests of that group join it. Batches form
+request decides the group and up to max_batch waiting requests of that group join it. An idle server
+lets a burst of requests gather for a moment (at most MAX_GATHER_S) before it starts. Batches form
 between generations, not during one: transformers' generate() takes no new rows mid-flight, so a request
 arriving mid-batch waits for the next one. Each batch holds the device lock while it generates.
 """
@@ -28,7 +29,8 @@ from core.inference.answering import Answerer, Request, sampling_key
 from core.inference.streaming import Reply
 from core.system.device_lock import DeviceLock
 
-GATHER_S = 0.02     # how long an idle server waits for concurrent requests to join the first one
+GATHER_S = 0.02      # an idle server waits for more requests while they keep coming this close together…
+MAX_GATHER_S = 0.1   # …but no longer than this after the first one
 LOCK_WAIT_S = 30.0  # how long a batch waits for a device another job holds before failing
 
 Delivery = Callable[[Reply | StudioError], None]
@@ -47,13 +49,15 @@ class Ticket:
 
 class Batcher:
     def __init__(self, answerer: Answerer, lock: DeviceLock, max_batch: int = 8, gather_s: float = GATHER_S,
-                 lock_wait_s: float = LOCK_WAIT_S, purpose: str = "the API server") -> None:
+                 max_gather_s: float = MAX_GATHER_S, lock_wait_s: float = LOCK_WAIT_S,
+                 purpose: str = "the API server") -> None:
         if max_batch < 1:
             raise StudioError(f"A batch of {max_batch} requests answers nothing.", "Use --max-batch 1 or more.")
         self.answerer = answerer
         self.lock = lock
         self.max_batch = max_batch
         self.gather_s = gather_s
+        self.max_gather_s = max_gather_s
         self.lock_wait_s = lock_wait_s
         self.purpose = purpose
         self.batch_sizes: list[int] = []   # every batch answered so far (what the benchmark reports)
@@ -89,12 +93,26 @@ class Batcher:
                     self._changed.wait()
                 if self._closed:
                     return
-            if idle:   # the first request after a quiet spell: give its concurrent neighbours a moment
-                time.sleep(self.gather_s)
+            if idle:   # the first request after a quiet spell: let its concurrent neighbours join it
+                self._gather()
             batch = self._take()
             if batch:
                 self._answer(batch)
             idle = False
+
+    def _gather(self) -> None:
+        """Wait while more requests keep arriving (each within gather_s of the last), until max_batch are
+        waiting or max_gather_s has passed since the first."""
+        deadline = time.monotonic() + self.max_gather_s
+        with self._changed:
+            while len(self._pending) < self.max_batch and not self._closed:
+                waiting = len(self._pending)
+                left = min(self.gather_s, deadline - time.monotonic())
+                if left <= 0:
+                    return
+                self._changed.wait(left)
+                if len(self._pending) == waiting:   # nobody came: the burst is over
+                    return
 
     def _take(self) -> list[Ticket]:
         """The oldest waiting request and up to max_batch - 1 more of its group, in arrival order."""
