@@ -16,7 +16,7 @@ import torch
 
 from core.errors import DataError
 from core.export.source import RunSource
-from core.models.templates import IGNORE_INDEX, tokenize_conversation
+from core.models.templates import IGNORE_INDEX, TokenizedConversation, tokenize_conversation
 from core.training import trainset
 from core.workspace import Workspace
 
@@ -39,6 +39,7 @@ class Samples:
 def samples(workspace: Workspace, source: RunSource, tokenizer: Any, limit: int, max_tokens: int) -> Samples:
     """Up to `limit` conversations of the run's validation split (its training rows when it held none out;
     a few built-in ones when its data is gone), each cut to `max_tokens`."""
+    examples: Sequence[trainset.Example | TokenizedConversation]
     try:
         data = trainset.build(source.config, tokenizer, workspace)
         examples, where = (data.validation, "the validation split") if data.validation else (data.train, "training rows")

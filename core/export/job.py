@@ -54,7 +54,8 @@ def run(workspace: Workspace, folder: Path, settings: dict[str, Any], progress: 
     finally:
         shutil.rmtree(export.staging, ignore_errors=True)
     steps.finish("Export complete and checked")
-    return f"Exported run '{made_from.run_id}' as {chosen.label} into exports/{export.export_id}: {_headline(verification)}."
+    checked = records.check_in_words(verification)
+    return f"Exported run '{made_from.run_id}' as {chosen.label} into exports/{export.export_id}: {checked}."
 
 
 def _build(workspace: Workspace, made_from: source.RunSource, export: ExportFolder, key: str, steps: Steps,
@@ -78,12 +79,3 @@ def _bytes(path: Path) -> int:
     path = path if path.exists() else path.with_name(path.name.rstrip("/"))
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file()) if path.is_dir() else path.stat().st_size
 
-
-def _headline(verification: dict[str, Any]) -> str:
-    if "perplexity_change" in verification:
-        return f"perplexity {verification['perplexity_change']:+.1%} against the unquantised model"
-    if "threshold" in verification:
-        return f"same next token as the merged model at {verification['top_token_agreement']:.1%} of positions"
-    if "max_abs_logit_diff" in verification:
-        return f"logits within {verification['max_abs_logit_diff']:.2g} of the adapter's"
-    return f"zip of {verification.get('zip_bytes', 0) / 1e6:.1f} MB tested"

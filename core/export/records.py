@@ -75,3 +75,17 @@ def list_exports(workspace: Workspace) -> list[ExportRecord]:
         if workspace.exports_dir.is_dir() else []
     return sorted((read(ExportFolder(path)) for path in folders), key=lambda record: record.folder.stat().st_mtime,
                   reverse=True)
+
+
+def check_in_words(verification: dict[str, Any] | None) -> str:
+    """What an export's check found, in a few words (the job's summary, the Export tab's list)."""
+    figures = verification or {}
+    if "perplexity_change" in figures:
+        return f"perplexity {figures['perplexity_change']:+.1%} against the unquantised model"
+    if "threshold" in figures:
+        return f"same next token as the merged model at {figures['top_token_agreement']:.1%} of positions"
+    if "max_abs_logit_diff" in figures:
+        return f"logits within {figures['max_abs_logit_diff']:.1e} of the adapter's"
+    if "zip_bytes" in figures:
+        return f"zip of {figures['zip_bytes'] / 1e6:.1f} MB tested"
+    return ""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from core.config import GenerationSection
@@ -58,7 +58,7 @@ class ChatEngine:
         """Load a model ahead of the first message (the studio does this for the default model)."""
         self._answerers([choices.resolve(self.workspace, key)])
 
-    def stream(self, turns: Sequence[Turn], settings: GenerationSection | None = None) -> Iterator[list[Reply]]:
+    def stream(self, turns: Sequence[Turn], settings: GenerationSection | None = None) -> Generator[list[Reply]]:
         """Yield every turn's reply (in the order of `turns`) each time one of them grows; the last item
         has them all finished. `settings` default to the first model's reply settings (a run's
         generation.*, as it was configured)."""
@@ -75,7 +75,7 @@ class ChatEngine:
             yield from self._generate(turns, picked, answerers, settings)
 
     def _generate(self, turns: Sequence[Turn], picked: list[ModelChoice], answerers: list[Answerer],
-                  settings: GenerationSection) -> Iterator[list[Reply]]:
+                  settings: GenerationSection) -> Generator[list[Reply]]:
         """One thread per loaded base, each generating its turns as one batch, heard through one queue."""
         replies = [Reply() for _ in turns]
         updates: queue.Queue[tuple[int, Reply] | BaseException | None] = queue.Queue()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -79,7 +80,7 @@ class BatchStreamer(BaseStreamer):
         self.started = time.perf_counter() if started is None else started
         self.replies = [Reply(prompt_tokens=count) for count in prompt_tokens]
         self._first_at: list[float | None] = [None] * len(self.limits)
-        self._texts = [_RowText(tokenizer, lambda text, row=row: self._add_text(row, text)) for row in range(len(self.limits))]
+        self._texts = [_RowText(tokenizer, partial(self._add_text, row)) for row in range(len(self.limits))]
         self._prompt_seen = False
 
     # BaseStreamer: generate() calls put() with the prompt once, then with each step's new tokens.

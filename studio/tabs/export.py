@@ -41,17 +41,6 @@ def _label(format_key: str) -> str:
     return formats.FORMATS[format_key].label if format_key in formats.FORMATS else format_key
 
 
-def _check(record: ExportRecord) -> str:
-    figures = record.verification or {}
-    if "perplexity_change" in figures:
-        return f"perplexity {figures['perplexity_change']:+.1%}"
-    if "threshold" in figures:
-        return f"same next token {figures['top_token_agreement']:.1%}"
-    if "max_abs_logit_diff" in figures:
-        return f"max |Δlogit| {figures['max_abs_logit_diff']:.1e}"
-    return "zip tested" if "zip" in figures else ""
-
-
 def banner(status: JobStatus | None) -> str:
     if status is None:
         return "Pick a run and a format, then press **Export**."
@@ -102,7 +91,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     def list_all() -> tuple:
         exported = records.list_exports(workspace)
         frame = pd.DataFrame([(record.export_id, _label(record.format), record.run_id, state_of(record),
-                               _size(record.size_bytes), _check(record)) for record in exported],
+                               _size(record.size_bytes), records.check_in_words(record.verification)) for record in exported],
                              columns=COLUMNS)
         runs = [(f"{status.name} ({status.state})", status.run_id) for status in run_records.list_runs(workspace)
                 if (workspace.run_folder(status.run_id).adapter / "adapter_config.json").is_file()]
@@ -116,7 +105,8 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     @friendly
     def attach() -> tuple:
         holder = ctx.lock.holder()
-        folder = str(workspace.root / holder.job) if holder and (holder.job or "").startswith("exports/") else None
+        job = holder.job if holder else None
+        folder = str(workspace.root / job) if job and job.startswith("exports/") else None
         return (folder, *view(folder))
 
     @friendly
