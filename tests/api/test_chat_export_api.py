@@ -6,8 +6,12 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
 from gradio_client import Client
 from support import MEMORISED, QUESTIONS
+
+from core.system.device_lock import DeviceLock
+from core.workspace import Workspace
 
 STUDIO_MEMORISED_RUNS = True
 GREEDY = ("", 0, 64, 0.9, 1.0)   # system prompt, temperature, longest reply, top-p, repetition penalty
@@ -45,6 +49,16 @@ def test_chatting_with_runs_one_at_a_time_and_side_by_side(studio):
                                                              *GREEDY, api_name="/chat")
     assert (text_of(left[-1]), text_of(right[-1])) == (MEMORISED["clinic"], MEMORISED["garage"])
     assert "First token after" in stats_left and "First token after" in stats_right
+
+
+def test_chat_says_who_has_the_device(studio):
+    client = connect(studio.url)
+    with DeviceLock(Workspace.open(studio.workspace)).hold("training run 'demo'"):   # as a job process would
+        with pytest.raises(Exception, match="busy with training run 'demo'"):
+            client.predict(QUESTIONS[0], [], [], "run:clinic", "base:default", False, *GREEDY, api_name="/chat")
+    _, history, _, _, _ = client.predict(QUESTIONS[0], [], [], "run:clinic", "base:default", False, *GREEDY,
+                                         api_name="/chat")
+    assert text_of(history[-1]) == MEMORISED["clinic"]
 
 
 def test_an_adapter_export_runs_as_a_job_and_its_zip_downloads(studio, tmp_path: Path):

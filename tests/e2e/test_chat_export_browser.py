@@ -53,6 +53,22 @@ def test_chat_with_runs_side_by_side_then_export_and_download(page: Page, screen
     expect(page.locator("#chat-stats-b")).to_contain_text("tokens")
     screenshot(page, "chat-side-by-side")
 
+    # Stop ends a long reply and frees the device: the next message is answered.
+    page.locator("#chat-side-by-side input").uncheck()
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("#chat-history [data-testid=bot]")).to_have_count(0)
+    pick(page, "chat-model", "SmolLM2")
+    send(page, "Tell me a very long story about the sea, with many chapters.")
+    expect(last_reply(page)).to_have_text(re.compile(r"\w+\s+\w+\s+\w+"), timeout=SLOW)
+    page.get_by_role("button", name="Stop").click()
+    stopped = last_reply(page).inner_text()
+    page.wait_for_timeout(3000)
+    assert last_reply(page).inner_text() == stopped, "the reply went on after Stop"
+    page.get_by_role("button", name="New conversation").click()
+    pick(page, "chat-model", "Run 'clinic'")
+    send(page, QUESTIONS[3])
+    expect(last_reply(page)).to_have_text(MEMORISED["clinic"], timeout=SLOW)
+
     page.get_by_role("tab", name="Export").click()
     pick(page, "export-run", "clinic")
     pick(page, "export-format", "Merged model")
