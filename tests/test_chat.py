@@ -125,3 +125,23 @@ def test_terminal_chat_streams_a_run_and_starts_over_on_reset(memorised_runs: Me
     refused = subprocess.run([*command, "--temperature", "5"], cwd=REPO, input="", capture_output=True, text=True)
     assert refused.returncode == 2
     assert refused.stderr == "error: Invalid value for 'generation.temperature': 5.0 — must be ≤ 2.0.\n"
+
+
+def test_a_dora_run_answers_beside_the_base_though_it_cannot_share_a_batch(workspace: Workspace, tiny_model_dir: Path,
+                                                                         tmp_path: Path):
+    from test_train import start_run, tiny_config, write_rows
+
+    from core.inference import choices
+    from core.inference.answering import Answerer, Request
+
+    folder, _ = start_run(workspace, tiny_config(tiny_model_dir, write_rows(tmp_path / "faq.jsonl"), "name=dora",
+                                                 "lora.use_dora=true", "train.max_steps=2", "data.validation_ratio=0"))
+    dora = Turn(f"run:{folder.run_id}", QUESTION)
+    short = GenerationSection(temperature=0, max_new_tokens=4)
+    engine = ChatEngine(workspace, DeviceLock(workspace))
+    replies = final(engine, dora, Turn(str(tiny_model_dir), QUESTION), settings=short)
+    assert all(reply.finish in ("stop", "length") for reply in replies)
+    answerer = Answerer(workspace, str(tiny_model_dir))
+    with pytest.raises(StudioError, match="uses DoRA, which cannot share a batch"):
+        answerer.stream([Request(QUESTION, choices.resolve(workspace, dora.key), short),
+                         Request(QUESTION, choices.base_choice(str(tiny_model_dir)), short)])

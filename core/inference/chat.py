@@ -76,13 +76,14 @@ class ChatEngine:
 
     def _generate(self, turns: Sequence[Turn], picked: list[ModelChoice], answerers: list[Answerer],
                   settings: GenerationSection) -> Generator[list[Reply]]:
-        """One thread per loaded base, each generating its turns as one batch, heard through one queue."""
+        """One thread per loaded base, each generating its turns as one batch, heard through one queue (an
+        adapter that cannot share a batch, DoRA, gets a thread of its own and waits for its base)."""
         replies = [Reply() for _ in turns]
         updates: queue.Queue[tuple[int, Reply] | BaseException | None] = queue.Queue()
         stop = threading.Event()
-        groups: dict[int, list[int]] = {}
-        for index, answerer in enumerate(answerers):
-            groups.setdefault(id(answerer), []).append(index)
+        groups: dict[tuple[int, str | None], list[int]] = {}
+        for index, (answerer, choice) in enumerate(zip(answerers, picked)):
+            groups.setdefault((id(answerer), None if answerer.mixes(choice) else choice.key), []).append(index)
 
         def generate(answerer: Answerer, indices: list[int]) -> None:
             try:
