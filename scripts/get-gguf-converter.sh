@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Puts llama.cpp's GGUF converter (convert_hf_to_gguf.py with its conversion/ and gguf-py/ folders, about
-# 2 MB of Python) into .venv/llama.cpp, where the GGUF export looks for it. It comes from the source
-# package of llama-cpp-python on PyPI; nothing is compiled. Idempotent; LLAMA_CPP_PYTHON_VERSION picks
-# another release.
+# 2 MB of Python) into .venv/llama.cpp, where the GGUF export looks for it (<python prefix>/llama.cpp). It
+# comes from the source package of llama-cpp-python on PyPI; nothing is compiled. Idempotent.
+#   LLAMA_CPP_PYTHON_VERSION  another release     PIP, TARGET  another pip and folder (the Docker image's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
-target=.venv/llama.cpp
+pip=${PIP:-.venv/bin/pip}
+target=${TARGET:-.venv/llama.cpp}
 stamp="$target/.from-llama-cpp-python-$version"
 [ -f "$stamp" ] && exit 0
 
 download=$(mktemp -d)
 trap 'rm -rf "$download"' EXIT
-.venv/bin/pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+"$pip" download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
     "llama-cpp-python==$version" -d "$download"
 tar -xzf "$download"/llama_cpp_python-*.tar.gz -C "$download" \
     --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' \
