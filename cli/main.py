@@ -16,6 +16,7 @@ from types import ModuleType
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from cli import users  # noqa: E402
 from core import config as run_config  # noqa: E402
 from core.errors import ConfigError, DataError, StudioError  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
@@ -24,7 +25,7 @@ EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
 
 # Areas with commands of their own live in cli/<area>.py, each with
 #     add_commands(commands, workspace_flag): add subparsers, each with set_defaults(handler=...)
-AREAS: tuple[ModuleType, ...] = ()
+AREAS: tuple[ModuleType, ...] = (users,)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=cmd_ui)
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860)
+    ui.add_argument("--users", type=Path, help="a users file (lora-studio users add): log-ins with roles")
+    ui.add_argument("--open-without-accounts", action="store_true",
+                    help="listen on a network address without --users (anyone who reaches the port can do everything)")
 
     commands.add_parser("prepare", parents=[workspace_flag],
                         help="convert the default model and load the demo dataset (done once)").set_defaults(handler=cmd_prepare)
@@ -213,10 +217,31 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from core.accounts.users import Users
     from studio.app import launch
 
-    launch(_workspace(args), host=args.host, port=args.port)
+    accounts = Users.load(args.users) if args.users else None
+    if accounts is None and not _loopback(args.host):
+        if not args.open_without_accounts:
+            raise ConfigError(f"Listening on {args.host} without accounts would let anyone who reaches the port read "
+                              "your data, train, export and delete.",
+                              "Start with --users FILE (create it with 'lora-studio users add NAME --role admin'), "
+                              "or listen on 127.0.0.1, or pass --open-without-accounts if you really mean it.")
+        print(f"WARNING: listening on {args.host} without accounts: anyone who reaches port {args.port} can do "
+              "everything.", file=sys.stderr, flush=True)
+    launch(_workspace(args), host=args.host, port=args.port, accounts=accounts)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

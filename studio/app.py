@@ -6,12 +6,14 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
+from core.accounts.users import Users, may  # noqa: E402
 from core.data import store  # noqa: E402
 from core.models import modeling
 from core.workspace import Workspace  # noqa: E402
@@ -42,21 +44,30 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             status = gr.Markdown(elem_id="studio-status")
         # The config the Configure tab shows (validated, as a dict), read by the Train tab when starting.
         current_config = gr.State(None)
-        with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("Data", id="data", elem_id="tab-data"):
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab("Data", id="data", elem_id="tab-data") as data_page:
                 data_tab.build(ctx, app)
-            with gr.Tab("Configure", id="configure", elem_id="tab-configure"):
+            with gr.Tab("Configure", id="configure", elem_id="tab-configure") as configure_page:
                 configure.build(ctx, app, current_config)
-            with gr.Tab("Train", id="train", elem_id="tab-train"):
+            with gr.Tab("Train", id="train", elem_id="tab-train") as train_page:
                 train.build(ctx, app, current_config)
-            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
+            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate") as evaluate_page:
                 planned.build("Evaluate")
-            with gr.Tab("Rate", id="rate", elem_id="tab-rate"):
+            with gr.Tab("Rate", id="rate", elem_id="tab-rate") as rate_page:
                 planned.build("Rate")
-            with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
+            with gr.Tab("Chat", id="chat", elem_id="tab-chat") as chat_page:
                 chat.build(ctx)
-            with gr.Tab("Export", id="export", elem_id="tab-export"):
+            with gr.Tab("Export", id="export", elem_id="tab-export") as export_page:
                 planned.build("Export")
+        # Which tabs a role sees (the handlers refuse the rest in any case: studio.access).
+        pages = {data_page: "data", configure_page: "configure", train_page: "view-runs", evaluate_page: "view-runs",
+                 rate_page: "rate", chat_page: "chat", export_page: "export"}
+
+        def pages_for(request: gr.Request) -> list[Any]:
+            role = ctx.role(request)
+            shown = [page for page, permission in pages.items() if may(role, permission)]
+            return [gr.Tabs(selected=shown[0].id if shown else None),
+                    *(gr.Tab(visible=page in shown) for page in pages)]
 
         @friendly
         def studio_status() -> str:
@@ -67,6 +78,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                     f"default model {model_state} · device: {modeling.plan_device().device.upper()}")
 
         app.load(studio_status, None, status, api_name="studio_status", show_progress="hidden")
+        app.load(friendly(pages_for), None, [tabs, *pages], api_name="pages_for_role", show_progress="hidden")
     return app
 
 
@@ -90,9 +102,9 @@ def _checkpoint_jobs_on_sigterm(ctx: StudioContext) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860) -> None:
+def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, accounts: Users | None = None) -> None:
     _log_to_workspace(workspace)
-    ctx = StudioContext.create(workspace)
+    ctx = StudioContext.create(workspace, accounts)
     ctx.prepare_in_background()
     app = build_app(ctx)
     _checkpoint_jobs_on_sigterm(ctx)
@@ -103,4 +115,6 @@ def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860) -> N
         max_file_size=MAX_UPLOAD, allowed_paths=[str(workspace.exports_dir)], show_error=False,
         theme=theme(), css_paths=[ASSETS / "studio.css"], footer_links=["api"],
         favicon_path=ASSETS / "logo.svg",
+        auth=(lambda name, password: accounts.check(name, password) is not None) if accounts else None,
+        auth_message="LoRA Studio: log in with the account an admin gave you.",
     )

@@ -51,6 +51,7 @@ def build(ctx: StudioContext) -> None:
                                            info=GenerationSection.model_fields["repetition_penalty"].description)
 
     @friendly
+    @ctx.allow("chat")
     def reply(text: str, turns: list[dict], model_name: str, system_prompt: str, temp: float,
               limit: float, nucleus: float, penalty: float) -> Iterator[tuple[str, list[dict]]]:
         text, system_prompt, turns = (text or "").strip(), (system_prompt or "").strip(), turns or []
