@@ -175,7 +175,8 @@ def _similar_rows(alive: list[int], texts: dict[int, list[tuple[str, str]]], lin
     conflict = np.concatenate([other_numbers[restated.reshape(len(other_numbers))], same_question])
     still = np.array([not decisions.found[index] for index in alive], dtype=bool)
     conflict = conflict[still[conflict[:, 0]] & still[conflict[:, 1]]]
-    groups, used_ids = [], set()
+    groups: list[dict[str, Any]] = []
+    used_ids: set[str] = set()
     for members in similarity.groups(len(alive), conflict):
         indices = [alive[m] for m in members]
         group_id = _unique_id(f"c{lines[indices[0]]}", used_ids)
