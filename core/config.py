@@ -8,11 +8,13 @@ The same YAML file is a preset, a CLI input and what a run saves as `config.yaml
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from core.errors import ConfigError
 
@@ -253,7 +255,7 @@ def flat_values(config: RunConfig) -> dict[str, Any]:
     return flat
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     """One clear line from one pydantic error: field, value given, what is allowed."""
     field = ".".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "config"
     kind, ctx = error["type"], error.get("ctx", {})
@@ -307,7 +309,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def build(path: Path | None = None, preset: str | None = None, overrides: list[str] = ()) -> RunConfig:
+def build(path: Path | None = None, preset: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """Defaults, then the preset, then the file, then each --set, validated once at the end."""
     data: dict[str, Any] = {}
     if preset:

@@ -48,21 +48,31 @@ def test_root_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 def test_atomic_write_leaves_whole_files_only(tmp_path: Path):
     target = tmp_path / "status.json"
-    stop = threading.Event()
+    atomic_write_json(target, {"step": -1, "padding": "x" * 5000})
+    done = threading.Event()
     seen: list[dict] = []
+    errors: list[BaseException] = []
 
     def reader() -> None:
-        while not stop.is_set():
-            if target.exists():
+        try:
+            while not done.is_set():
                 seen.append(json.loads(target.read_text()))
+        except BaseException as error:  # a missing or half-written file: handed to the test below
+            errors.append(error)
 
     thread = threading.Thread(target=reader)
     thread.start()
-    for step in range(300):
-        atomic_write_json(target, {"step": step, "padding": "x" * 5000})
-    stop.set()
-    thread.join()
-    assert seen and all(len(item["padding"]) == 5000 for item in seen)
+    try:
+        # Keep writing until the reader has read many times, so reads land between writes on any machine.
+        step = 0
+        while len(seen) < 500 and not errors:
+            atomic_write_json(target, {"step": step, "padding": "x" * 5000})
+            step += 1
+    finally:
+        done.set()
+        thread.join()
+    assert not errors, f"the reader saw a broken file: {errors[0]!r}"
+    assert all(len(item["padding"]) == 5000 for item in seen)
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
 
 

@@ -421,7 +421,7 @@ def add_hard_examples(workspace: Workspace, conversations: Sequence[list[formats
                                (HARD_EXAMPLES_ID, "Hard examples (from evaluations and ratings)", "", now_iso()))
     latest = max((summary.version for summary in versions(workspace, HARD_EXAMPLES_ID)), default=None)
     earlier = read_rows(workspace, HARD_EXAMPLES_ID, latest) if latest else []
-    added = [{"messages": list(messages), "source": source} for messages in conversations]
+    added: list[dict[str, Any]] = [{"messages": list(messages), "source": source} for messages in conversations]
     prompts = {formats.text_of(row["messages"], "user") for row in added}
     kept = [row for row in earlier if formats.text_of(row["messages"], "user") not in prompts]
     replaced = [{**row, "reasons": ["replaced"], "details": ["the same prompt came again with a newer answer"]}

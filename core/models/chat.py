@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -27,8 +28,8 @@ class ChatEngine:
         self.workspace = workspace
         self.lock = lock
         self._loaded_name: str | None = None
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._load_lock = threading.Lock()
 
     def preload(self, name: str) -> None:

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -240,7 +239,6 @@ def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bi
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=plan.dtype, bnb_4bit_use_double_quant=True)
-    started = time.perf_counter()
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except torch.OutOfMemoryError as error:
@@ -249,7 +247,6 @@ def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bi
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"Cannot load model '{name}' from {path}: {error}") from error
     model.eval()
-    model.load_seconds = time.perf_counter() - started
     return model
 
 
@@ -257,9 +254,10 @@ def add_lora(model, lora: LoraSection):
     """`model` with a fresh, trainable LoRA adapter as the run's LoRA section describes (peft)."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, bias=lora.bias, use_rslora=lora.use_rslora,
-                        use_dora=lora.use_dora, task_type="CAUSAL_LM")
+    # peft annotates lora_alpha as int, but only ever divides by it: a fractional alpha is a valid scale.
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha,  # type: ignore[arg-type]
+                        lora_dropout=lora.dropout, target_modules=lora.target_modules, bias=lora.bias,
+                        use_rslora=lora.use_rslora, use_dora=lora.use_dora, task_type="CAUSAL_LM")
     try:
         return get_peft_model(model, config)
     except ValueError as error:

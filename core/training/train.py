@@ -419,8 +419,8 @@ def evaluate(model: Any, accelerator: Any, examples: list[Example], batch_size: 
             losses, _ = token_losses(model, batch.to(accelerator.device), supervised_head)
             total, count = total + float(losses.sum()), count + losses.numel()
     model.train()
-    total, count = _all_processes(accelerator, [total, count], "sum")
-    return total / max(count, 1)
+    summed_total, summed_count = _all_processes(accelerator, [total, count], "sum")
+    return summed_total / max(summed_count, 1)
 
 
 def save_adapter(accelerator: Any, model: Any, tokenizer: Any, target: Path, note: dict[str, Any] | None = None) -> None:
