@@ -214,11 +214,24 @@ def parse_override(assignment: str) -> tuple[str, Any]:
         raise ConfigError(f"--set '{assignment}' is not of the form name=value.",
                           "Example: --set lora.r=16")
     check_field(name)
+    text = _text_field(name)
+    if text:   # a name or prompt such as 2024 or yes stays text, as written
+        return name, None if text == "optional" and raw.strip() in ("null", "~") else raw
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return name, value
+
+
+def _text_field(name: str) -> str:
+    """"text" when the dotted field holds a str, "optional" for str | None, "" otherwise."""
+    section: type[BaseModel] = RunConfig
+    *parents, leaf = name.split(".")
+    for part in parents:
+        section = section.model_fields[part].annotation  # type: ignore[assignment]
+    annotation = section.model_fields[leaf].annotation
+    return "text" if annotation is str else "optional" if annotation == (str | None) else ""
 
 
 def check_field(name: str) -> None:

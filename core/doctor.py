@@ -11,6 +11,7 @@ import psutil
 import torch
 
 from core.models import modeling
+from core.system.hardware import cpu_has_bf16
 from core.workspace import Workspace
 
 _PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "gradio", "pydantic", "gguf")
@@ -21,14 +22,6 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _cpu_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _gpus() -> str:
@@ -56,7 +49,7 @@ def report(workspace: Workspace) -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         *[(package, _version(package)) for package in _PACKAGES],
         ("CPU", f"{platform.machine()}, {psutil.cpu_count(logical=False) or '?'} cores "
-                f"({os.cpu_count()} threads), bf16 instructions: {'yes' if _cpu_bf16() else 'no'}"),
+                f"({os.cpu_count()} threads), bf16 instructions: {'yes' if cpu_has_bf16() else 'no'}"),
         ("RAM", f"{memory.total / 2**30:.1f} GiB total, {memory.available / 2**30:.1f} GiB free"),
         ("GPU", _gpus()),
         ("CUDA", torch.version.cuda or "not in this torch build"),
