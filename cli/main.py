@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("prepare", parents=[workspace_flag],
                         help="convert the default model and load the demo dataset (done once)").set_defaults(handler=cmd_prepare)
-    commands.add_parser("doctor", parents=[workspace_flag],
-                        help="report versions, hardware and workspace state").set_defaults(handler=cmd_doctor)
+    doctor = commands.add_parser("doctor", parents=[workspace_flag], help="report versions, hardware and workspace state")
+    doctor.add_argument("--repair", action="store_true",
+                        help="rebuild the indexes from the folders and remove leftovers of interrupted writes")
+    doctor.set_defaults(handler=cmd_doctor)
 
     show = commands.add_parser("config", help="print a complete, validated run config as YAML")
     show.set_defaults(handler=cmd_config)
@@ -174,7 +176,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from core import doctor
 
-    rows = doctor.report(_workspace(args))
+    workspace = _workspace(args)
+    if args.repair:
+        for line in doctor.repair(workspace):
+            print(line)
+    rows = doctor.report(workspace) + doctor.workspace_findings(workspace)
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
