@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import gradio as gr
@@ -25,6 +27,12 @@ from core.errors import StudioError
 
 class NotAllowed(StudioError):
     kind = "permission"
+
+
+# The user of the request being handled, for the log (studio.app puts it on every line); "-" without accounts.
+current_user: ContextVar[str] = ContextVar("current_user", default="-")
+log = logging.getLogger("lora_studio")
+QUIET_PERMISSIONS = ("view-runs",)   # polled every second by open pages: not worth a log line each
 
 
 def role_of(accounts: Users | None, request: gr.Request | None) -> Role | None:
@@ -45,8 +53,12 @@ def guard(accounts: Users | None, permission: str, handler: Callable[..., Any],
     the handler itself never sees it."""
     def allowed(request: gr.Request | None) -> bool:
         role = role_of(accounts, request)
+        current_user.set(getattr(request, "username", None) or "-")
         if may(role, permission):
+            if permission not in QUIET_PERMISSIONS:
+                log.info("%s (%s)", handler.__name__, permission)
             return True
+        log.warning("refused %s (%s) to role %s", handler.__name__, permission, role)
         if otherwise is None:
             raise NotAllowed(f"Your role ({role}) does not allow this ({permission}).",
                              "Ask an admin of this studio if you need it.")

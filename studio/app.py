@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from core.accounts.users import Users, may  # noqa: E402
 from core.data import store  # noqa: E402
 from core.models import modeling
 from core.workspace import Workspace  # noqa: E402
+from studio.access import current_user  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
 from studio.tabs import chat, configure, planned, train  # noqa: E402
@@ -83,11 +85,19 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
 
 
 def _log_to_workspace(workspace: Workspace) -> None:
-    handler = logging.FileHandler(workspace.logs_dir / "studio.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    """logs/studio.log, rotated at 5 MB (five old files kept), each line with the user of its request."""
+    handler = RotatingFileHandler(workspace.logs_dir / "studio.log", maxBytes=5 * 2**20, backupCount=5,
+                                  encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s user=%(user)s %(name)s: %(message)s"))
+    handler.addFilter(_with_user)
     logger = logging.getLogger("lora_studio")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+def _with_user(record: logging.LogRecord) -> bool:
+    record.user = current_user.get()
+    return True
 
 
 def _checkpoint_jobs_on_sigterm(ctx: StudioContext) -> None:

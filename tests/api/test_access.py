@@ -60,6 +60,9 @@ def test_each_role_may_do_only_its_part(shared_studio: RunningStudio):
         rater.predict(api_name="/train_status")
     # Page-load events of tabs a role does not see give nothing rather than an error.
     assert "demo-clinic-faq" not in str(viewer.predict(api_name="/list_datasets"))
+    log = (shared_studio.workspace / "logs" / "studio.log").read_text()   # who did what, and who was refused
+    assert "user=rui" in log and "refused start_run (train) to role annotator" in log
+    assert all(password not in log for password in PASSWORDS.values())
 
 
 def test_every_event_names_the_permission_it_needs(tmp_path: Path):
