@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860)
     ui.add_argument("--users", type=Path, help="a users file (lora-studio users add): log-ins with roles")
+    ui.add_argument("--max-upload-mb", type=int, default=512, help="largest dataset upload in MB (default 512)")
     ui.add_argument("--open-without-accounts", action="store_true",
                     help="listen on a network address without --users (anyone who reaches the port can do everything)")
 
@@ -235,7 +236,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
                               "or listen on 127.0.0.1, or pass --open-without-accounts if you really mean it.")
         print(f"WARNING: listening on {args.host} without accounts: anyone who reaches port {args.port} can do "
               "everything.", file=sys.stderr, flush=True)
-    launch(_workspace(args), host=args.host, port=args.port, accounts=accounts)
+    launch(_workspace(args), host=args.host, port=args.port, accounts=accounts, max_upload_mb=args.max_upload_mb)
     return 0
 
 

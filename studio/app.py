@@ -25,7 +25,7 @@ from studio.tabs import chat, configure, planned, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-MAX_UPLOAD = "512mb"
+MAX_UPLOAD_MB = 512
 SHUTDOWN_CHECKPOINT_WAIT_S = 8.0   # docker stop sends SIGKILL 10 s after SIGTERM
 log = logging.getLogger("lora_studio")
 
@@ -40,7 +40,8 @@ def theme() -> gr.themes.Base:
 
 
 def build_app(ctx: StudioContext) -> gr.Blocks:
-    with gr.Blocks(title="LoRA Studio", analytics_enabled=False) as app:
+    # Uploads land in Gradio's cache first: files older than a day are removed, checked every hour.
+    with gr.Blocks(title="LoRA Studio", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         with gr.Row(elem_id="header"):
             gr.Markdown("# LoRA Studio\nFine-tune a chat model on your own dialogues — no code needed.")
             status = gr.Markdown(elem_id="studio-status")
@@ -72,12 +73,14 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                     *(gr.Tab(visible=page in shown) for page in pages)]
 
         @friendly
-        def studio_status() -> str:
+        def studio_status(request: gr.Request) -> str:
+            role = ctx.role(request)
             ready = modeling.default_model_ready(ctx.workspace)
             model_state = "ready" if ready else "being prepared (first start only, about 30 s)"
-            datasets = len(store.list_datasets(ctx.workspace))
-            return (f"Workspace `{ctx.workspace.root}` · {datasets} dataset(s) · "
-                    f"default model {model_state} · device: {modeling.plan_device().device.upper()}")
+            who = f"Logged in as {request.username} ({role}) · " if role else ""
+            where = f"Workspace `{ctx.workspace.root}` · " if may(role, "data") else ""   # server paths: admins only
+            datasets = f"{len(store.list_datasets(ctx.workspace))} dataset(s) · " if may(role, "data") else ""
+            return f"{who}{where}{datasets}default model {model_state} · device: {modeling.plan_device().device.upper()}"
 
         app.load(studio_status, None, status, api_name="studio_status", show_progress="hidden")
         app.load(friendly(pages_for), None, [tabs, *pages], api_name="pages_for_role", show_progress="hidden")
@@ -112,9 +115,10 @@ def _checkpoint_jobs_on_sigterm(ctx: StudioContext) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, accounts: Users | None = None) -> None:
+def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, accounts: Users | None = None,
+           max_upload_mb: int = MAX_UPLOAD_MB) -> None:
     _log_to_workspace(workspace)
-    ctx = StudioContext.create(workspace, accounts)
+    ctx = StudioContext.create(workspace, accounts, max_upload_mb * 2**20)
     ctx.prepare_in_background()
     app = build_app(ctx)
     _checkpoint_jobs_on_sigterm(ctx)
@@ -122,7 +126,7 @@ def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, acco
     print(f"LoRA Studio: workspace {workspace.root}", flush=True)
     app.launch(
         server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
-        max_file_size=MAX_UPLOAD, allowed_paths=[str(workspace.exports_dir)], show_error=False,
+        max_file_size=f"{max_upload_mb}mb", allowed_paths=[str(workspace.exports_dir)], show_error=False,
         theme=theme(), css_paths=[ASSETS / "studio.css"], footer_links=["api"],
         favicon_path=ASSETS / "logo.svg",
         auth=(lambda name, password: accounts.check(name, password) is not None) if accounts else None,

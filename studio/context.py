@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from core.accounts.users import Role, Users
-from core.data import store
+from core.data import formats, store
 from core.jobs.runner import JobManager
 from core.models import modeling
 from core.models.chat import ChatEngine
@@ -30,12 +30,14 @@ class StudioContext:
     chat: ChatEngine
     jobs: JobManager
     accounts: Users | None = None   # None: no log-in, one user on this machine
+    max_upload_bytes: int = formats.MAX_UPLOAD_BYTES
 
     @classmethod
-    def create(cls, workspace: Workspace, accounts: Users | None = None) -> StudioContext:
+    def create(cls, workspace: Workspace, accounts: Users | None = None,
+               max_upload_bytes: int = formats.MAX_UPLOAD_BYTES) -> StudioContext:
         lock = DeviceLock(workspace)
         return cls(workspace=workspace, lock=lock, chat=ChatEngine(workspace, lock), jobs=JobManager(workspace, lock),
-                   accounts=accounts)
+                   accounts=accounts, max_upload_bytes=max_upload_bytes)
 
     def allow(self, permission: str, otherwise: Callable[[], Any] | None = None) -> Callable[[Handler], Handler]:
         """Decorator: the handler refuses users whose role lacks `permission` (studio.access); with

@@ -31,7 +31,7 @@ from core.errors import DataError
 
 Message = dict[str, str]
 
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # the studio's upload limit (studio/app.py MAX_UPLOAD)
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # the studio's default upload limit (lora-studio ui --max-upload-mb)
 SUFFIXES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv"}
 ROLES = ("system", "user", "assistant")
 _PREVIEW_CHARS = 2000  # how much of an unreadable line a reject keeps for the user to see

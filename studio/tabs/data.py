@@ -284,6 +284,7 @@ class Shared:
 
     workspace: Workspace
     guard: Callable[[Handler], Handler]   # ctx.allow("data"): every handler of this tab needs it
+    max_upload_bytes: int
     table: gr.Dataframe
     dataset: gr.Dropdown
     version: gr.Dropdown      # its value ("demo-clinic-faq/v2") is what every section works on
@@ -455,7 +456,8 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
     check_outputs = [last_check, resolutions, counts, *contradictions.outputs, shared.lengths_plot]
 
     def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
-        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
+        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping,
+                                      max_bytes=shared.max_upload_bytes)
         message = upload_markdown(store.read_report(workspace, created.dataset_id, 1),
                                   store.read_rejects(workspace, created.dataset_id, 1))
         return (*shared.show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
@@ -676,7 +678,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     version_summary = gr.Markdown(elem_id="ds-version-summary")
     with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
         table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
-    shared = Shared(workspace, ctx.allow("data"), table, dataset, version,
+    shared = Shared(workspace, ctx.allow("data"), ctx.max_upload_bytes, table, dataset, version,
                     other=gr.Dropdown(label="Other dataset", elem_id="ds-mix-other", render=False),
                     lengths_plot=gr.Plot(elem_id="ds-lengths", label="Token lengths", render=False))
 

@@ -25,7 +25,8 @@ def shared_studio(tmp_path_factory: pytest.TempPathFactory, converted_default_mo
     users = Users.load(root / "users.json", must_exist=False)
     for name, role in ROLES.items():
         users.add(name, role, PASSWORDS[name])
-    running = RunningStudio(workspace.root, root / "studio.log", "--users", str(root / "users.json"))
+    running = RunningStudio(workspace.root, root / "studio.log", "--users", str(root / "users.json"),
+                            "--max-upload-mb", "1")
     try:
         running.wait_ready()
         yield running
@@ -85,3 +86,23 @@ def test_a_network_address_without_accounts_is_refused(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "cli", "ui", "--host", "0.0.0.0", "--workspace", str(tmp_path / "ws")],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "without accounts" in done.stderr and "--users FILE" in done.stderr
+
+
+def test_uploads_are_limited_and_errors_keep_server_paths_private(shared_studio: RunningStudio, tmp_path: Path):
+    from gradio_client import handle_file
+
+    admin = as_user(shared_studio, "ana")
+    big = tmp_path / "big.jsonl"
+    row = '{"prompt": "When do you open?", "response": "At eight."}\n'
+    big.write_text(row * (2 * 2**20 // len(row)))   # 2 MB against a 1 MB limit
+    with pytest.raises(Exception, match="exceeds the maximum file size of 1048576 bytes"):   # Gradio refuses it first
+        admin.predict(handle_file(str(big)), "big", api_name="/upload_dataset")
+    small = tmp_path / "small.jsonl"
+    small.write_text(row * 3)
+    admin.predict(handle_file(str(small)), "small", api_name="/upload_dataset")
+    assert "small" in str(admin.predict(api_name="/list_datasets"))
+
+    from studio.errors import without_server_paths
+
+    message = "The data file /srv/studio/ws/datasets/faq/v1/data.jsonl does not exist."
+    assert without_server_paths(message) == "The data file …/v1/data.jsonl does not exist."
