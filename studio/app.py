@@ -126,7 +126,7 @@ def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, acco
     print(f"LoRA Studio: workspace {workspace.root}", flush=True)
     app.launch(
         server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
-        max_file_size=f"{max_upload_mb}mb", allowed_paths=[str(workspace.exports_dir)], show_error=False,
+        max_file_size=f"{max_upload_mb}mb", show_error=False,   # no allowed_paths: downloads are copies (studio.downloads)
         theme=theme(), css_paths=[ASSETS / "studio.css"], footer_links=["api"],
         favicon_path=ASSETS / "logo.svg",
         auth=(lambda name, password: accounts.check(name, password) is not None) if accounts else None,
