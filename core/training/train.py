@@ -84,7 +84,8 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     recorder.update(state="running", message="Loading data and model", error=None, finished=None,
                     **({} if resume else {"started": now_iso()}))
     recorder.log(f"{'Resuming' if resume else 'Starting'} run {folder.run_id}: {accelerator.num_processes} "
-                 f"process(es) on {accelerator.device}, {threads} thread(s) each, precision {accelerator.mixed_precision}")
+                 f"process(es){_sharing(accelerator)} on {accelerator.device}, {threads} thread(s) each, "
+                 f"precision {accelerator.mixed_precision}")
 
     # Data: every conversation tokenised with the chat template; refused if anything has nothing to learn.
     tokenizer = modeling.load_tokenizer(config.model.name, workspace)
@@ -239,6 +240,19 @@ def _batching(packed: bool, row_tokens: int) -> str:
     return f"batches packed in rows of up to {row_tokens} tokens (block-diagonal attention mask)"
 
 
+def _sharing(accelerator: Any) -> str:
+    """How several processes share the work, as the log names it."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.num_processes == 1:
+        return ""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return " (FSDP2: weights sharded)"
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return f" (DeepSpeed ZeRO-{accelerator.state.deepspeed_plugin.zero_stage})"
+    return " (DDP: a full copy each)"
+
+
 def _figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -249,23 +263,23 @@ def fresh_accelerator(precision: str) -> Any:
     process starts from a clean state (several processes run one training each)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
-    from accelerate.utils import DistributedType, parse_flag_from_env
+    from accelerate.utils import parse_flag_from_env
 
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes == 1:
         AcceleratorState._reset_state()
         GradientState._reset_state()
-    # Without CUDA, `cpu=True` is what makes accelerate join several processes with gloo.
-    cpu = not torch.cuda.is_available()
-    if cpu and processes > 1 and parse_flag_from_env("ACCELERATE_USE_FSDP"):
-        _allow_fsdp_on_cpu()
-    accelerator = Accelerator(mixed_precision=precision, cpu=cpu)
-    if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
+    fsdp = parse_flag_from_env("ACCELERATE_USE_FSDP")  # set by `accelerate launch` from the config file
+    if fsdp and os.environ.get("FSDP_VERSION", "1") != "2":
         raise ConfigError("The accelerate config asks for FSDP version 1, which the studio does not support: its "
                           "flattened parameters cannot be compared or gathered weight by weight, and on CPUs it "
-                          "crashes saving the adapter.",
-                          "Set fsdp_version: 2 in the accelerate config (see assets/accelerate/fsdp.yaml).")
-    return accelerator
+                          "crashed saving the adapter.",
+                          "Set fsdp_version: 2 in the accelerate config (as in assets/accelerate/fsdp.yaml).")
+    # Without CUDA, `cpu=True` is what makes accelerate join several processes with gloo.
+    cpu = not torch.cuda.is_available()
+    if cpu and processes > 1 and fsdp:
+        _allow_fsdp_on_cpu()
+    return Accelerator(mixed_precision=precision, cpu=cpu)
 
 
 def _allow_fsdp_on_cpu() -> None:
@@ -275,9 +289,9 @@ def _allow_fsdp_on_cpu() -> None:
     processes as MULTI_CPU and silently trains with DDP instead. torch's FSDP2 (fully_shard, DTensor)
     runs on CPU tensors over gloo, so the process group is presented to accelerate as a multi-device
     one, which it then turns into FSDP, with the plain CPU device (FSDP refuses "cpu:0" against
-    parameters on "cpu"). FSDP version 1 is refused in fresh_accelerator: on CPU its gathering of the
-    full state dict crashed (SIGSEGV) with this torch/accelerate, while FSDP2 trains, saves, checkpoints
-    and resumes (tests/test_multiprocess.py).
+    parameters on "cpu"). FSDP version 1 is refused in fresh_accelerator: on CPU, gathering its full
+    state dict crashed (SIGSEGV) with torch 2.13 and accelerate 1.15, while FSDP2 trains, saves,
+    checkpoints and resumes exactly (tests/test_multiprocess.py).
     """
     from accelerate.state import PartialState
     from accelerate.utils import DistributedType
