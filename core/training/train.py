@@ -11,8 +11,9 @@ the current step and still saves the adapter.
 
 The same function runs in one process (CPU or one GPU; the studio's job thread, `lora-studio train`)
 and under `accelerate launch` / `torchrun` in several: accelerate's Accelerator does the mixed
-precision, the gradient all-reduce (DDP; FSDP or DeepSpeed from an accelerate config) and the
-checkpoint state; only rank 0 writes files.
+precision, the gradient all-reduce (DDP; FSDP2 or DeepSpeed from an accelerate config) and the
+checkpoint state; only rank 0 writes the run's files. After step 1 and at the end every process's full
+adapter is compared (`check_processes_agree`, logged to train.log).
 
 Speed, measured in bench/train_speed.py: a batch packed into one row without padding, attention inside
 each conversation (core.training.packing), the output layer only at supervised positions (`logits_to_keep`), and
@@ -363,14 +364,17 @@ def train_step(model: Any, accelerator: Any, window: list[list[Example]], packed
     forward = [fb.to(accelerator.device) for batch in window
                for fb in packing.forward_batches(batch, packed, row_tokens, pad_id)]
     total_weight = float(sum(fb.weights[fb.supervised].sum() for fb in forward))
+    # Rows are packed from this process's own conversations, so their number can differ between processes;
+    # where that would leave the others waiting, repeat the last pass with no weight.
+    passes = forward + forward[-1:] * (_most_passes(accelerator, len(forward)) - len(forward))
     # DeepSpeed steps its optimizer on every backward pass, so there the step gets one.
     one_backward = accelerator.distributed_type == DistributedType.DEEPSPEED
     pending, weighted_sum = None, 0.0
-    for index, batch in enumerate(forward):
+    for index, batch in enumerate(passes):
         # Gradients are all-reduced once, on the step's last backward pass.
-        with accelerator.no_sync(model) if index < len(forward) - 1 else nullcontext():
+        with accelerator.no_sync(model) if index < len(passes) - 1 else nullcontext():
             losses, weights = token_losses(model, batch, supervised_head)
-            weighted = (losses * weights).sum() / total_weight
+            weighted = (losses * weights).sum() / total_weight * (index < len(forward))
             if one_backward:
                 pending = weighted if pending is None else pending + weighted
             else:
@@ -379,6 +383,22 @@ def train_step(model: Any, accelerator: Any, window: list[list[Example]], packed
     if pending is not None:
         accelerator.backward(pending)
     return weighted_sum, sum(fb.real_tokens for fb in forward)
+
+
+def _most_passes(accelerator: Any, passes: int) -> int:
+    """How many forward passes this process must make when it has `passes` of its own. With sharded
+    weights every pass gathers them together with all processes, so each process makes as many as the
+    busiest one; otherwise its own number."""
+    return int(_all_processes(accelerator, [passes], "max")[0]) if _weights_sharded(accelerator) else passes
+
+
+def _weights_sharded(accelerator: Any) -> bool:
+    """Each process holds only a slice of every weight: FSDP (version 2 here) or DeepSpeed ZeRO-3."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.state.deepspeed_plugin.zero_stage == 3
+    return accelerator.distributed_type == DistributedType.FSDP
 
 
 def _all_processes(accelerator: Any, values: list[float], reduction: str) -> list[float]:
@@ -470,10 +490,16 @@ def evaluate(model: Any, accelerator: Any, examples: list[Example], batch_size: 
     """Mean token cross-entropy on the validation examples (unweighted), over all processes."""
     model.eval()
     mine = examples[accelerator.process_index::accelerator.num_processes]
+    forward = [batch for start in range(0, len(mine), batch_size)
+               for batch in packing.forward_batches(mine[start:start + batch_size], packed, row_tokens, pad_id)]
+    # Processes can hold different numbers of validation batches: where the others would wait, one with
+    # fewer repeats a pass (any will do) and ignores its losses.
+    padding = packing.forward_batches(examples[:1], packed, row_tokens, pad_id)
+    passes = forward + padding * (_most_passes(accelerator, len(forward)) - len(forward))
     total, count = 0.0, 0
-    for start in range(0, len(mine), batch_size):
-        for batch in packing.forward_batches(mine[start:start + batch_size], packed, row_tokens, pad_id):
-            losses, _ = token_losses(model, batch.to(accelerator.device), supervised_head)
+    for index, batch in enumerate(passes):
+        losses, _ = token_losses(model, batch.to(accelerator.device), supervised_head)
+        if index < len(forward):
             total, count = total + float(losses.sum()), count + losses.numel()
     model.train()
     total, count = _all_processes(accelerator, [total, count], "sum")
