@@ -27,7 +27,7 @@ import torch
 
 from core.config import LoraSection
 from core.errors import ConfigError, ModelLoadError
-from core.workspace import Workspace
+from core.workspace import Workspace, replace_folder
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_DIR = "smollm2-135m-instruct"
@@ -104,8 +104,7 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
     plain.generation_config = quantised.generation_config
     plain.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    replace_folder(staging, target)
 
 
 def local_models(workspace: Workspace) -> list[tuple[str, str]]:
