@@ -95,9 +95,7 @@ def test_two_processes_end_with_identical_adapters_and_resume_exactly(
     assert failed.returncode == 1 and "The loss jumped" in failed.stderr and "at step 11" in failed.stderr
     (second,) = set((workspace / "runs").iterdir()) - {folder}
     assert not (second / "adapter").exists()
-    run_config = second / "config.yaml"
-    run_config.write_text(run_config.read_text().replace("loss_spike_factor: 0.01", "loss_spike_factor: 5.0"))
-    resumed = launch(accelerate_config, workspace, "--resume", second.name)
+    resumed = launch(accelerate_config, workspace, "--resume", second.name, "--set", "train.loss_spike_factor=5")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     log = (second / "train.log").read_text()
     assert "Resumed from the checkpoint of step 10" in log

@@ -481,7 +481,7 @@ def adapter_digest(model: Any) -> AdapterDigest:
     for parameter in model.parameters():
         if parameter.requires_grad:
             full, was_sharded = _full_weight(parameter)
-            hasher.update(full.detach().to("cpu", torch.float32).contiguous().numpy())
+            hasher.update(full.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
             tensors, values, gathered = tensors + 1, values + full.numel(), gathered or was_sharded
     return AdapterDigest(hasher.hexdigest(), tensors, values, gathered)
 
