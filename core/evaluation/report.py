@@ -176,7 +176,7 @@ def lineage(workspace: Workspace, path: str) -> list[str]:
             if other_version.isdigit():
                 nested = lineage(workspace, f"datasets/{other_id}/v{other_version}/data.jsonl")
                 detail += "; mixed in: " + " ← ".join(nested)
-        lines.append(f"{dataset} v{current}: {report.kind}, {report.rows} rows, {report.created[:10]} — {detail}")
+        lines.append(f"{dataset} v{current}: {report.kind}, {report.kept} rows, {report.created[:10]} — {detail}")
         current = report.parent
     return lines
 
