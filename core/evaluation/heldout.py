@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import store
-from core.data.formats import Message, text_of
+from core.data.formats import Message
 from core.errors import DataError
 from core.runs import records
 from core.training import trainset
@@ -33,8 +33,9 @@ class Item:
 
     @property
     def prompt(self) -> str:
-        """The user's text, for tables (earlier turns and a system message stay in `context`)."""
-        return text_of(self.context, "user")
+        """The question being answered: the last user message (earlier turns and a system message stay in
+        `context`)."""
+        return next((m["content"] for m in reversed(self.context) if m.get("role") == "user"), "")
 
 
 @dataclass(frozen=True)

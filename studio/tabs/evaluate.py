@@ -167,8 +167,9 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
                                   label="Sort by (worst first)", elem_id="eval-sort")
             model = gr.Dropdown([], label="Answers of", elem_id="eval-model")
         samples_table = gr.Dataframe(headers=SAMPLE_COLUMNS, interactive=False, wrap=True, max_height=420,
-                                     elem_id="eval-samples", label="Click a row to open it")
-        item = gr.Number(None, precision=0, label="Open item #", elem_id="eval-item")
+                                     elem_id="eval-samples", label="Click a row to open it",
+                                     column_widths=["4%", "5%", "17%", "17%", "16%", "16%", "7%", "6%", "6%", "6%"])
+        item = gr.Number(None, precision=0, label="Open item # (or click a row above)", elem_id="eval-item")
         detail = gr.Markdown(elem_id="eval-sample")
         ideal = gr.Textbox(label="Ideal answer (edit it, then save)", lines=3, elem_id="eval-ideal")
         with gr.Row():
@@ -255,9 +256,14 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         row = _row(run_id, eval_id, model_key, sort_key, int(index))
         return sample_markdown(row, results.SORT_KEYS[sort_key]), row.reference
 
-    def clicked(event: gr.SelectData) -> Any:
+    @friendly
+    def clicked(run_id: str | None, eval_id: str | None, model_key: str | None, sort_key: str,
+                event: gr.SelectData) -> tuple:
         values = event.row_value or []
-        return int(values[0]) if values and str(values[0]).strip().lstrip("-").isdigit() else gr.skip()
+        if not values or not str(values[0]).strip().isdigit():
+            return gr.skip(), gr.skip(), gr.skip()
+        index = int(values[0])
+        return (index, *open_item(run_id, eval_id, model_key, sort_key, index))
 
     @friendly
     def save_ideal(run_id: str | None, eval_id: str | None, model_key: str | None, sort_key: str, index: float | None,
@@ -353,8 +359,8 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     evaluation.change(show_eval, [run, evaluation], results_outputs, api_name="eval_show", **quiet)
     gr.on([model.change, sort_by.change], show_samples, [run, evaluation, model, sort_by], samples_table,
           api_name="eval_samples", **quiet)
-    samples_table.select(clicked, None, item, api_name=False, **quiet)
-    item.change(open_item, [run, evaluation, model, sort_by, item], [detail, ideal], api_name="eval_open", **quiet)
+    samples_table.select(clicked, [run, evaluation, model, sort_by], [item, detail, ideal], api_name=False, **quiet)
+    item.submit(open_item, [run, evaluation, model, sort_by, item], [detail, ideal], api_name="eval_open", **quiet)
     save.click(save_ideal, [run, evaluation, model, sort_by, item, ideal], [detail, ideal, samples_table],
                api_name="eval_save_ideal")
     pick.click(add_to_selection, [item, selection], selection, api_name="eval_pick", queue=False)
