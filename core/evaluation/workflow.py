@@ -28,6 +28,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,9 @@ class ModelAnswers:
     nll: list[tuple[float, int]]
     samples: list[SampleScores] = field(default_factory=list)
 
-    @property
+    @cached_property
     def columns(self) -> Columns:
+        """The scored samples as arrays (read once they are all scored)."""
         return Columns.of(self.samples, [n for n, _ in self.nll], [t for _, t in self.nll])
 
 
@@ -111,11 +113,7 @@ def _answer_all(workspace: Workspace, items: list[Item], models: list[ModelChoic
     units = 2 * len(items)
     total = units * len(models)
     answered: dict[str, ModelAnswers] = {}
-    bases: list[str] = []
-    for choice in models:
-        if choice.base not in bases:
-            bases.append(choice.base)
-    for base in bases:
+    for base in dict.fromkeys(choice.base for choice in models):
         progress.check()
         progress.report(len(answered) * units, total, f"Loading {base}")
         progress.log(f"Loading the model {base}")
