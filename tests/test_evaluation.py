@@ -126,6 +126,19 @@ def test_the_hard_example_round_trip_builds_a_mixed_version_with_lineage(evaluat
     assert records.read_status(next_folder).state == "finished"   # the two-stage run trains from the adapter
 
 
+def test_mixing_a_split_version_keeps_its_validation_rows_out_of_training(workspace: Workspace, tmp_path: Path):
+    base = store.import_upload(workspace, write_rows(tmp_path / "faq.jsonl", [(f"{q} ({n})", a) for n in range(5)
+                                                                               for q, a in FAQ]), "faq")
+    split = store.split_version(workspace, base.dataset_id, 1, 0.25, seed=1)
+    store.add_hard_examples(workspace, [[{"role": "user", "content": "Parking?"}, {"role": "assistant", "content": "Free."}]],
+                            {"run": "r1", "eval": "e1"})
+    mixed = store.mix_versions(workspace, "faq", split.version, store.HARD_EXAMPLES_ID, 1, (8, 2))
+    folder = workspace.dataset_version_dir("faq", mixed.version)
+    validation = store.load_conversations(folder / "validation.jsonl")
+    assert (mixed.rows, mixed.validation_rows) == (split.rows + round(split.rows / 4), split.validation_rows)
+    assert not {json.dumps(c) for c in validation} & {json.dumps(c) for c in store.load_conversations(folder / "data.jsonl")}
+
+
 def test_a_run_on_plain_files_gets_the_hard_examples_as_a_mix_share(evaluated, learnable_model_dir: Path):
     workspace, run_id, _, _, faq = evaluated
     plain = records.create(workspace, tiny_config(learnable_model_dir, faq, "name=plain-file"))

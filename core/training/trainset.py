@@ -189,7 +189,7 @@ def _tokenize(rows: list[tuple[str, list[dict[str, str]]]], tokenizer: Any, conf
     return examples
 
 
-Rows = list[tuple[str, list[dict[str, str]]]]   # (where it came from, the conversation)
+Row = tuple[str, list[dict[str, str]]]   # (where it came from, the conversation)
 
 
 @dataclass
@@ -197,8 +197,8 @@ class HeldOut:
     """Steps 1-2: each training file read and split, and the validation rows the run holds out."""
 
     sources: list[_Source]
-    splits: list[splits.Split[tuple[str, list[dict[str, str]]]]]
-    validation: Rows
+    splits: list[splits.Split[Row]]
+    validation: list[Row]
 
 
 def hold_out(config: RunConfig, workspace: Workspace) -> HeldOut:
