@@ -21,7 +21,7 @@ from core.workspace import Workspace  # noqa: E402
 from studio.access import current_user  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
-from studio.tabs import chat, configure, planned, train  # noqa: E402
+from studio.tabs import chat, configure, evaluate, planned, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -55,7 +55,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             with gr.Tab("Train", id="train", elem_id="tab-train") as train_page:
                 train.build(ctx, app, current_config)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate") as evaluate_page:
-                planned.build("Evaluate")
+                evaluate.build(ctx, app)
             with gr.Tab("Rate", id="rate", elem_id="tab-rate") as rate_page:
                 planned.build("Rate")
             with gr.Tab("Chat", id="chat", elem_id="tab-chat") as chat_page:

@@ -436,15 +436,17 @@ def split_version(workspace: Workspace, dataset_id: str, version: int, validatio
 def mix_versions(workspace: Workspace, dataset_id: str, version: int, other_id: str, other_version: int,
                  ratio: tuple[int, int], seed: int = 0) -> VersionSummary:
     """A new version of `dataset_id`: all its rows plus rows of the other dataset's version so that the
-    two make up `ratio` (e.g. 8:2) of the result (see core.data.splits.mix)."""
-    base = read_rows(workspace, dataset_id, version)
+    two make up `ratio` (e.g. 8:2) of the result (see core.data.splits.mix). The validation rows of a split
+    version stay validation rows: they are carried over, never mixed into the training rows."""
+    folder = version_dir(workspace, dataset_id, version)
+    base, validation = _read_jsonl(folder / DATA_FILE), _read_jsonl(folder / VALIDATION_FILE)
     other = [{**row, "source": f"{other_id}/v{other_version}"} for row in read_rows(workspace, other_id, other_version)]
     mixed, taken = splits.mix(base, other, ratio, random.Random(seed))
     report = StepReport(rows_read=len(base) + len(other), kept=len(mixed), rejected=0, steps=["mix"],
                         parameters={"other": f"{other_id}/v{other_version}", "ratio": list(ratio), "seed": seed},
                         mix=MixFigures(base_rows=len(base), other_rows=taken, other_available=len(other)))
     return _write_version(workspace, dataset_id, version, "mix", report, mixed, read_rejects(workspace, dataset_id, version),
-                          note=f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}")
+                          validation=validation, note=f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}")
 
 
 def add_hard_examples(workspace: Workspace, conversations: Sequence[list[formats.Message]],

@@ -195,7 +195,9 @@ def _supervise_ranks(workspace: Workspace, folder: RunFolder, resume: bool, proc
 #     run(workspace: Workspace, folder: Path, settings: dict, progress: core.progress.Progress) -> str
 # which writes its results into `folder` and returns a one-line summary. Imported only once the device
 # lock is held.
-JOB_KINDS: dict[str, str] = {}
+JOB_KINDS: dict[str, str] = {
+    "evaluate": "core.evaluation.job",
+}
 
 
 def run_other_job(workspace: Workspace, folder: JobFolder, echo: Echo | None = None) -> str:
