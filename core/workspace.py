@@ -19,9 +19,12 @@ by `safe_id`, so a name can never point outside the workspace.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import unicodedata
@@ -87,6 +90,44 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def atomic_write_yaml(path: Path, data: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the complete folder `staging` at `target`, replacing any folder there, so that a reader of
+    `target` always finds the old folder or the new one, never neither; the old one is then deleted.
+    Both paths must be on the same file system (keep `staging` next to `target`)."""
+    try:
+        os.rename(staging, target)  # atomic; succeeds when there is nothing (or an empty folder) at target
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if not _exchange(staging, target):
+        # No atomic exchange here (not Linux, an old kernel or glibc, or a file system without it): move
+        # the old folder aside and the new one in. Between the two renames `target` is briefly missing.
+        aside = staging.with_name(f"{staging.name}.old")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(target, aside)
+        os.rename(staging, target)
+        staging = aside
+    shutil.rmtree(staging)  # the old folder
+
+
+_RENAME_EXCHANGE = 2   # from <linux/fs.h>: swap the two paths atomically
+_AT_FDCWD = -100       # from <fcntl.h>: relative paths start at the working directory
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step with Linux renameat2(RENAME_EXCHANGE); False where that is unavailable."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)  # glibc 2.28+
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL):  # kernel before 3.15, or a file system that cannot exchange
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
 
 
 def read_json(path: Path, default: Any = None) -> Any:

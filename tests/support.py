@@ -54,14 +54,14 @@ def free_port() -> int:
 
 
 class RunningStudio:
-    def __init__(self, workspace: Path, log: Path) -> None:
+    def __init__(self, workspace: Path, log: Path, *extra_args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.workspace = workspace
         self.log = log
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "ui", "--workspace", str(workspace), "--port", str(self.port)],
+            [sys.executable, "-m", "cli", "ui", "--workspace", str(workspace), "--port", str(self.port), *extra_args],
             cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 90) -> float:

@@ -1,5 +1,4 @@
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,28 @@ def test_registered_local_model_by_name(workspace: Workspace, tiny_model_dir: Pa
 
 
 def test_hub_id_without_network_fails_fast_with_remedy(workspace: Workspace, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: no traffic leaves the machine
-    started = time.monotonic()
+    """Offline, the download gives up after one short connection attempt instead of hanging in the hub client."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    attempts = []
+
+    def unreachable(address, timeout=None, *args, **kwargs):
+        attempts.append((address, timeout))
+        raise TimeoutError("timed out")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"a download started although the hub was unreachable: {args}")
+
+    monkeypatch.setattr(modeling.socket, "create_connection", unreachable)
+    monkeypatch.setattr(modeling.subprocess, "run", no_download)
     with pytest.raises(ModelLoadError) as caught:
         modeling.load_model("deepseek-ai/deepseek-llm-7b-chat", workspace)
-    assert time.monotonic() - started < 10
+    assert len(attempts) == 1
+    address, timeout = attempts[0]
+    assert address == ("127.0.0.1", 9)
+    assert timeout is not None and 0 < timeout <= 5
     message = str(caught.value)
-    assert "deepseek-ai/deepseek-llm-7b-chat" in message and "not reachable" in message and "model.name" in message
+    assert "deepseek-ai/deepseek-llm-7b-chat" in message and "not reachable" in message
+    assert "hf download deepseek-ai/deepseek-llm-7b-chat --local-dir DIR" in message and "model.name" in message
 
 
 def test_cpu_plan_and_qlora_refusal():

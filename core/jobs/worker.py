@@ -196,6 +196,7 @@ def _supervise_ranks(workspace: Workspace, folder: RunFolder, resume: bool, proc
 # which writes its results into `folder` and returns a one-line summary. Imported only once the device
 # lock is held.
 JOB_KINDS: dict[str, str] = {
+    "evaluate": "core.evaluation.job",
     "export": "core.export.job",
 }
 

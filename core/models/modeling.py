@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,7 +27,7 @@ import torch
 
 from core.config import LoraSection
 from core.errors import ConfigError, ModelLoadError
-from core.workspace import Workspace
+from core.workspace import Workspace, replace_folder
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_DIR = "smollm2-135m-instruct"
@@ -105,8 +104,7 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
     plain.generation_config = quantised.generation_config
     plain.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    replace_folder(staging, target)
 
 
 def local_models(workspace: Workspace) -> list[tuple[str, str]]:
@@ -240,7 +238,6 @@ def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bi
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=plan.dtype, bnb_4bit_use_double_quant=True)
-    started = time.perf_counter()
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except torch.OutOfMemoryError as error:
@@ -249,7 +246,6 @@ def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bi
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"Cannot load model '{name}' from {path}: {error}") from error
     model.eval()
-    model.load_seconds = time.perf_counter() - started
     return model
 
 
@@ -257,9 +253,10 @@ def add_lora(model, lora: LoraSection):
     """`model` with a fresh, trainable LoRA adapter as the run's LoRA section describes (peft)."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, bias=lora.bias, use_rslora=lora.use_rslora,
-                        use_dora=lora.use_dora, task_type="CAUSAL_LM")
+    # peft annotates lora_alpha as int, but only ever divides by it: a fractional alpha is a valid scale.
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha,  # type: ignore[arg-type]
+                        lora_dropout=lora.dropout, target_modules=lora.target_modules, bias=lora.bias,
+                        use_rslora=lora.use_rslora, use_dora=lora.use_dora, task_type="CAUSAL_LM")
     try:
         return get_peft_model(model, config)
     except ValueError as error:

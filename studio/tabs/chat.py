@@ -84,26 +84,31 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     settings = [system, temperature, max_new_tokens, top_p, repetition_penalty]
 
     @friendly
+    @ctx.allow("chat", otherwise=lambda: (gr.skip(), gr.skip()))
     def list_models(key_a: str, key_b: str) -> tuple:
         found = [(choice.label, choice.key) for choice in choices.available(ctx.workspace)]
         keys = {key for _, key in found}
         return tuple(gr.Dropdown(choices=found, value=key if key in keys else DEFAULT_KEY) for key in (key_a, key_b))
 
     @friendly
+    @ctx.allow("chat")
     def model_defaults(key: str) -> tuple:
         choice = choices.resolve(ctx.workspace, key)
         generation = choice.generation
         return (choice.system_prompt, generation.temperature, generation.max_new_tokens, generation.top_p,
                 generation.repetition_penalty, gr.Chatbot(label=choice.label))
 
+    @ctx.allow("chat")
     def show_second(on: bool) -> tuple:
         return gr.Dropdown(visible=on), gr.Chatbot(visible=on), gr.Markdown(visible=on)
 
     @friendly
+    @ctx.allow("chat")
     def second_label(key: str) -> Any:
         return gr.Chatbot(label=choices.resolve(ctx.workspace, key).label)
 
     @friendly
+    @ctx.allow("chat")
     def reply(text: str, turns_a: list[dict], turns_b: list[dict], key_a: str, key_b: str, both: bool,
               system_prompt: str, temp: float, limit: float, nucleus: float, penalty: float) -> Iterator[tuple]:
         text, system_prompt = (text or "").strip(), (system_prompt or "").strip()
@@ -128,6 +133,10 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         for replies in ctx.chat.stream(turns, settings):
             yield shown(replies)
 
+    @ctx.allow("chat")
+    def stop_reply() -> None:
+        """The stop itself is the cancel: Gradio closes the reply's generator, which stops generating."""
+
     tab.select(list_models, [model_a, model_b], [model_a, model_b], api_name="chat_models", show_progress="hidden")
     model_a.change(model_defaults, model_a, [*settings, history_a], api_name="chat_defaults", show_progress="hidden")
     model_b.change(second_label, model_b, history_b, api_name="chat_second_label", show_progress="hidden")
@@ -137,6 +146,6 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
                  [message, history_a, history_b, model_a, model_b, side_by_side, *settings],
                  [message, history_a, history_b, stats_a, stats_b], api_name="chat", concurrency_limit=1,
                  concurrency_id="chat")
-    stop.click(None, None, None, cancels=[sent], api_name="chat_stop")
+    stop.click(stop_reply, None, None, cancels=[sent], api_name="chat_stop")
     clear.click(lambda: ([], [], "", ""), None, [history_a, history_b, stats_a, stats_b], api_name="chat_clear",
                 queue=False)

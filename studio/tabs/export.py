@@ -1,6 +1,7 @@
 """Export tab: turn a run into something to take away (a merged model, an adapter zip, an int8 or 4-bit
 model, a GGUF file for llama.cpp and Ollama) as a background job with progress and Cancel; list the
-exports with how each was checked; read a model card; download an adapter zip; see how to serve one.
+exports with how each was checked; read a model card; download an adapter zip (a copy: studio.downloads);
+see how to serve one.
 
 An export counts as done only once its check passed (export.json); until then the list shows its job's
 state, and a failed one says why. Models are never offered as downloads (they can be many GB): their
@@ -21,6 +22,7 @@ from core.export.records import ExportRecord
 from core.jobs.status import JobStatus
 from core.planning.preflight import format_duration
 from core.runs import records as run_records
+from studio import downloads
 from studio.context import StudioContext
 from studio.errors import friendly
 
@@ -88,6 +90,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         return f"{status.state} ({status.done}/{status.total})" if status.active else status.state
 
     @friendly
+    @ctx.allow("export", otherwise=lambda: (gr.skip(),) * 3)
     def list_all() -> tuple:
         exported = records.list_exports(workspace)
         frame = pd.DataFrame([(record.export_id, _label(record.format), record.run_id, state_of(record),
@@ -103,6 +106,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         return banner(status), gr.Timer(active=active), gr.Button(interactive=active), gr.Button(interactive=not active)
 
     @friendly
+    @ctx.allow("export", otherwise=lambda: (gr.skip(),) * 5)
     def attach() -> tuple:
         holder = ctx.lock.holder()
         job = holder.job if holder else None
@@ -110,24 +114,28 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         return (folder, *view(folder))
 
     @friendly
+    @ctx.allow("export")
     def start_export(run_id: str | None, format_key: str, export_name: str) -> tuple:
         folder, title, settings = records.new_export(workspace, run_id or "", format_key, export_name or "")
         jobs.start_job(records.KIND, folder, title, settings)
         return (str(folder), *view(str(folder)), *list_all())
 
     @friendly
+    @ctx.allow("export", otherwise=lambda: (gr.skip(),) * 7)
     def poll(folder: str | None) -> tuple:
         shown = view(folder)
         ended = not (folder and jobs.job_status(Path(folder)).active)
         return (*shown, *(list_all() if ended else (gr.skip(),) * 3))
 
     @friendly
+    @ctx.allow("export")
     def cancel_export(folder: str | None) -> str:
         if not folder or not jobs.cancel_job(Path(folder)):
             return gr.skip()
         return "**Cancelling** · the export stops after its current step and removes its partial files."
 
     @friendly
+    @ctx.allow("export")
     def show(export_id: str | None) -> tuple:
         if not export_id:
             return gr.DownloadButton(visible=False), "", ""
@@ -142,9 +150,10 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         where = f"**Folder:** `{folder.root}` · files: {', '.join(f'`{name}`' for name in record.files)}"
         if formats.FORMATS[record.format].model_dir:
             where += f" · listed in the **Chat** tab as *Export '{export_id}'*"
-        return (gr.DownloadButton(value=str(zip_file), visible=True) if zip_file else gr.DownloadButton(visible=False),
-                where, card)
+        return (gr.DownloadButton(value=downloads.offer(zip_file), visible=True) if zip_file
+                else gr.DownloadButton(visible=False), where, card)
 
+    @ctx.allow("export")
     def describe(format_key: str) -> str:
         return formats.FORMATS[format_key].description
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import gradio as gr
 
 PLANS: dict[str, str] = {
-    "Evaluate": (
-        "**Coming next:** BLEU, ROUGE and perplexity on held-out data (Chinese-aware), the base model and "
-        "the tuned one side by side, the worst answers first, and hard examples sent back into a mixed dataset."),
     "Rate": (
         "**Coming next:** human rating sessions: fluency 1-4, relevance 1-3 and safety with categories, "
         "blind and shuffled, pairwise A/B, several raters with agreement statistics and confidence intervals."),
