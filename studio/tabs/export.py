@@ -89,9 +89,8 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
             return "incomplete"
         return f"{status.state} ({status.done}/{status.total})" if status.active else status.state
 
-    @friendly
-    @ctx.allow("export", otherwise=lambda: (gr.skip(),) * 3)
     def list_all() -> tuple:
+        """The exports table and the run and export pickers (the other handlers call it too)."""
         exported = records.list_exports(workspace)
         frame = pd.DataFrame([(record.export_id, _label(record.format), record.run_id, state_of(record),
                                _size(record.size_bytes), records.check_in_words(record.verification)) for record in exported],
@@ -160,7 +159,8 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     outputs = [status_banner, timer, cancel, start]
     listing = [table, run, picked]
     quiet: dict[str, Any] = {"show_progress": "hidden"}
-    tab.select(list_all, None, listing, api_name="export_list", **quiet)
+    tab.select(friendly(ctx.allow("export", otherwise=lambda: (gr.skip(),) * 3)(list_all)), None, listing,
+               api_name="export_list", **quiet)
     tab.select(attach, None, [watching, *outputs], api_name="export_attach", **quiet)
     chosen_format.change(describe, chosen_format, about, api_name="export_describe", **quiet)
     start.click(start_export, [run, chosen_format, name], [watching, *outputs, *listing], api_name="export_start")

@@ -30,6 +30,8 @@ def last_reply(page: Page, chatbot: str = "chat-history"):
 
 
 def test_chat_with_runs_side_by_side_then_export_and_download(page: Page, screenshot, tmp_path: Path):
+    # The page's load events pick the first tab the user's role sees: let them finish before leaving Data.
+    expect(page.locator("#datasets-table")).to_contain_text("demo-clinic-faq", timeout=20_000)
     page.get_by_role("tab", name="Chat").click()
     pick(page, "chat-model", "Run 'clinic'")
     page.locator("#chat-settings").get_by_text("Reply settings").click()
