@@ -102,3 +102,13 @@ def test_choices_that_cannot_answer_are_refused_in_words(workspace: Workspace, t
     answerer = Answerer(workspace, str(tiny_model_dir))
     with pytest.raises(ConfigError, match="runs on 'default', not on the loaded"):
         answerer.answer([asked("hi")], choices.base_choice("default"))
+
+
+def test_a_run_whose_config_cannot_be_read_is_left_out_of_the_choices(memorised_runs: MemorisedRuns, tmp_path: Path):
+    from core.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path / "ws")
+    memorised_runs.copy_into(workspace)
+    workspace.run_folder(memorised_runs.run_ids["garage"]).config.write_text("lora: [not, a, mapping\n")
+    keys = {choice.key for choice in choices.available(workspace)}
+    assert memorised_runs.key("clinic") in keys and memorised_runs.key("garage") not in keys

@@ -13,12 +13,13 @@ way: the chat template, the system prompt and the run's reply settings (generati
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from core.config import GenerationSection
-from core.errors import ConfigError
+from core.errors import ConfigError, StudioError
 from core.models import modeling
 from core.models.templates import TemplateName
 from core.runs import records
@@ -108,7 +109,8 @@ def available(workspace: Workspace) -> list[ModelChoice]:
     found = [base_choice(name, label) for label, name in modeling.local_models(workspace)]
     for status in records.list_runs(workspace):
         if (workspace.run_folder(status.run_id).adapter / "adapter_config.json").is_file():
-            found.append(run_choice(workspace, status.run_id))
+            with suppress(StudioError):   # a run whose config.yaml cannot be read cannot answer as trained
+                found.append(run_choice(workspace, status.run_id))
     for folder in sorted(workspace.exports_dir.iterdir()) if workspace.exports_dir.is_dir() else []:
         if _answering_export(read_json(ExportFolder(folder).manifest, {}) or {}):
             found.append(export_choice(workspace, folder.name))
