@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cli import evaluate as evaluate_commands  # noqa: E402
-from cli import users  # noqa: E402
+from cli import models, users  # noqa: E402
 from core import config as run_config  # noqa: E402
 from core.errors import ConfigError, DataError, StudioError  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
@@ -26,7 +26,7 @@ EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
 
 # Areas with commands of their own live in cli/<area>.py, each with
 #     add_commands(commands, workspace_flag): add subparsers, each with set_defaults(handler=...)
-AREAS: tuple[ModuleType, ...] = (users, evaluate_commands)
+AREAS: tuple[ModuleType, ...] = (users, evaluate_commands, models)
 
 
 class _Parser(argparse.ArgumentParser):
