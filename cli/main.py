@@ -19,8 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from cli import chat as chat_commands  # noqa: E402
 from cli import evaluate as evaluate_commands  # noqa: E402
 from cli import export as export_commands  # noqa: E402
+from cli import models, users  # noqa: E402
 from cli import serve as serve_commands  # noqa: E402
-from cli import users  # noqa: E402
 from core import config as run_config  # noqa: E402
 from core.errors import ConfigError, DataError, StudioError  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
@@ -29,7 +29,7 @@ EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
 
 # Areas with commands of their own live in cli/<area>.py, each with
 #     add_commands(commands, workspace_flag): add subparsers, each with set_defaults(handler=...)
-AREAS: tuple[ModuleType, ...] = (users, evaluate_commands, chat_commands, export_commands, serve_commands)
+AREAS: tuple[ModuleType, ...] = (users, evaluate_commands, models, chat_commands, export_commands, serve_commands)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -83,3 +83,26 @@ def test_real_default_model_converts_loads_and_answers(tmp_path: Path, converted
     question = [{"role": "user", "content": "What is the capital of France?"}]
     reply = list(engine.stream([Turn("base:default", question)], GenerationSection(max_new_tokens=20, temperature=0)))[-1]
     assert "Paris" in reply[0].text
+
+
+def test_a_model_runs_its_own_code_only_once_trusted(workspace: Workspace, tiny_model_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from cli.main import main as cli
+
+    seen: list[bool] = []
+    real = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["trust_remote_code"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    modeling.load_model(str(tiny_model_dir), workspace)
+    assert cli(["models", "trust", str(tiny_model_dir), "--workspace", str(workspace.root)]) == 0
+    assert "WARNING" in capsys.readouterr().err
+    modeling.load_model(str(tiny_model_dir), workspace)
+    assert cli(["models", "distrust", str(tiny_model_dir), "--workspace", str(workspace.root)]) == 0
+    modeling.load_model(str(tiny_model_dir), workspace)
+    assert seen == [False, True, False]
