@@ -27,9 +27,9 @@ from adapters import workspace_with_runs
 from core.config import GenerationSection
 from core.export import job, records
 from core.inference.chat import ChatEngine, Turn
-from core.jobs import status as job_status
 from core.models import modeling
 from core.progress import QUIET
+from core.system import job_status
 from core.system.device_lock import DeviceLock
 
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]

@@ -24,8 +24,8 @@ def add_commands(commands: argparse._SubParsersAction, workspace_flag: argparse.
 def cmd_export(args: argparse.Namespace) -> int:
     from core.errors import ConfigError
     from core.export import records
-    from core.jobs import status as job_status
     from core.jobs import worker
+    from core.system import job_status
     from core.workspace import Workspace
 
     workspace = Workspace.open(args.workspace)

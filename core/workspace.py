@@ -208,7 +208,7 @@ class RunFolder:
 @dataclass(frozen=True)
 class ExportFolder:
     """The files of one export (exports/<id>/). The export job's own files (job.json, status.json, job.log,
-    job.out) are core.jobs.status's; everything else here is the export's."""
+    job.out) are core.system.job_status's; everything else here is the export's."""
 
     root: Path
 

@@ -13,11 +13,11 @@ from core.data import store
 from core.errors import DataError, WorkspaceError
 from core.evaluation import heldout, job, report, results
 from core.evaluation.workflow import METRICS_FILE, PREDICTIONS_FILE, EvalRequest, evaluate
-from core.jobs import status as job_status
 from core.jobs import worker
 from core.jobs.runner import JobManager
 from core.progress import Cancelled, Progress
 from core.runs import records
+from core.system import job_status
 from core.system.device_lock import DeviceLock
 from core.training import trainset
 from core.workspace import Workspace
@@ -70,6 +70,9 @@ def test_a_memorised_set_scores_higher_than_the_base_with_an_interval_above_zero
     assert sum(line["prediction"] == line["reference"] for line in tuned_lines) >= 2   # it memorised them
     assert json.loads((folder / METRICS_FILE).read_text())["complete"] is True
     assert [summary.eval_id for summary in results.list_evals(workspace, run_id)] == [folder.name]
+    card = results.card_summary(workspace, run_id)   # what an export's model card states about the run
+    assert card["Evaluation"].startswith(folder.name) and card["chrf"].startswith(f"{tuned['chrf']['value']:.2f} (95% CI")
+    assert "baseline" in card["Against the baseline"]
 
 
 def test_the_validation_split_is_what_training_held_out(workspace: Workspace, tiny_model_dir: Path, tmp_path: Path):

@@ -16,9 +16,9 @@ from core.errors import ConfigError, StudioError
 from core.export import card, formats, job, merge, records, source
 from core.inference import choices
 from core.inference.chat import ChatEngine, Turn
-from core.jobs import status as job_status
 from core.jobs.runner import JobManager
 from core.progress import QUIET, Cancelled, Progress
+from core.system import job_status
 from core.system.device_lock import DeviceLock
 from core.workspace import ExportFolder, Workspace
 

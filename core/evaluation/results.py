@@ -25,7 +25,8 @@ from core.data.store import VersionSummary
 from core.errors import ConfigError, DataError, WorkspaceError
 from core.evaluation.workflow import METRICS_FILE, PREDICTIONS_FILE
 from core.runs import records
-from core.system.processes import still_running
+from core.system import job_status
+from core.system.job_status import JobFolder
 from core.workspace import Workspace, atomic_write_json, read_json, safe_id
 
 EDITS_FILE, SENT_FILE = "edits.json", "sent.json"
@@ -82,16 +83,6 @@ def headline(metrics: dict[str, Any], run_id: str) -> str:
     return text
 
 
-def _job_state(folder: Path) -> dict[str, Any] | None:
-    """The job's status.json (core.jobs.status), 'interrupted' when it says active but its process is gone."""
-    raw = read_json(folder / "status.json")
-    if not isinstance(raw, dict):
-        return None
-    if raw.get("state") in ("queued", "running", "stopping") and not still_running(raw.get("pid"), raw.get("pid_started")):
-        return {**raw, "state": "interrupted"}
-    return raw
-
-
 def list_evals(workspace: Workspace, run_id: str) -> list[EvalSummary]:
     """Every evaluation of the run, newest first: finished ones with their headline, others with their state."""
     evals = workspace.run_folder(run_id).evals
@@ -102,10 +93,10 @@ def list_evals(workspace: Workspace, run_id: str) -> list[EvalSummary]:
             found.append(EvalSummary(folder.name, run_id, "finished", metrics.get("created", ""),
                                      metrics["held_out"]["name"], list(metrics["models"]), headline(metrics, run_id)))
             continue
-        state = _job_state(folder)
-        if state is not None:
-            found.append(EvalSummary(folder.name, run_id, state["state"], state.get("created", ""),
-                                     state.get("message", ""), [], ""))
+        job = JobFolder(folder)
+        if job.status.is_file():
+            status = job_status.read(job)
+            found.append(EvalSummary(folder.name, run_id, status.state, status.created, status.message, [], ""))
     return sorted(found, key=lambda summary: (summary.created, summary.eval_id), reverse=True)
 
 
@@ -255,3 +246,23 @@ def next_run(workspace: Workspace, run_id: str, ratio: tuple[int, int] = (8, 2),
                         "lora": {**values["lora"], "init_from": run_id if two_stage else ""}})
     how = f"continuing from run '{run_id}''s adapter" if two_stage else "from scratch"
     return NextRun(updated, mixed, hard_version, f"Trains on {where}, {how}.")
+
+
+def card_summary(workspace: Workspace, run_id: str) -> dict[str, str] | None:
+    """The run's latest finished evaluation in a few lines (for a model card): each metric of the run with its
+    95% interval, and its change against the baseline; None when it has none."""
+    eval_id = latest_complete(workspace, run_id)
+    if eval_id is None:
+        return None
+    metrics = load_metrics(workspace, run_id, eval_id)
+    model = metrics["models"].get(f"run:{run_id}")
+    if model is None:
+        return None
+    summary = {"Evaluation": f"{eval_id}, on {metrics['held_out']['name']}"}
+    for name in ("bleu", "chrf", "rougeL", "perplexity"):
+        entry = model.get(name) or {}
+        if entry.get("value") is not None:
+            summary[name] = f"{entry['value']:.2f} (95% CI {entry['ci_low']:.2f} to {entry['ci_high']:.2f})"
+    if line := headline(metrics, run_id):
+        summary["Against the baseline"] = line
+    return summary

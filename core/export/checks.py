@@ -16,7 +16,7 @@ import torch
 
 from core.errors import DataError
 from core.export.source import RunSource
-from core.models.templates import IGNORE_INDEX, TokenizedConversation, tokenize_conversation
+from core.models.templates import IGNORE_INDEX, tokenize_conversation
 from core.training import trainset
 from core.workspace import Workspace
 
@@ -39,16 +39,18 @@ class Samples:
 def samples(workspace: Workspace, source: RunSource, tokenizer: Any, limit: int, max_tokens: int) -> Samples:
     """Up to `limit` conversations of the run's validation split (its training rows when it held none out;
     a few built-in ones when its data is gone), each cut to `max_tokens`."""
-    examples: Sequence[trainset.Example | TokenizedConversation]
-    try:
-        data = trainset.build(source.config, tokenizer, workspace)
-        examples, where = (data.validation, "the validation split") if data.validation else (data.train, "training rows")
+    config = source.config
+    conversations: Sequence[list[dict[str, str]]]
+    try:   # the rows training held out, read and split as training did; only those get tokenised
+        held = trainset.hold_out(config, workspace)
+        rows, where = ((held.validation, "the validation split") if held.validation
+                       else ([row for part in held.sources for row in part.rows], "training rows"))
+        conversations = [messages for _, messages in rows[:limit]]
     except DataError:
-        config = source.config
-        examples = [tokenize_conversation(tokenizer, messages, config.model.template, config.data.system_prompt)
-                    for messages in FALLBACK_CONVERSATIONS]
+        conversations = FALLBACK_CONVERSATIONS
         where = "built-in conversations (the run's data is no longer in the workspace)"
-    chosen = examples[:limit]
+    chosen = [tokenize_conversation(tokenizer, messages, config.model.template, config.data.system_prompt)
+              for messages in conversations[:limit]]
     return Samples([example.input_ids[:max_tokens] for example in chosen],
                    [example.labels[:max_tokens] for example in chosen],
                    f"{len(chosen)} conversation(s) of {where}")

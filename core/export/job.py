@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from core.evaluation import results
 from core.export import adapter, card, formats, gguf, merge, quantise, records, source
 from core.export.steps import Steps
 from core.progress import Progress
@@ -32,9 +33,8 @@ def run(workspace: Workspace, folder: Path, settings: dict[str, Any], progress: 
     steps = Steps(progress, STEP_COUNTS[chosen.key])
     try:
         verification, files = _build(workspace, made_from, export, chosen.key, steps, settings)
-        # Issues 10 and 11: pass the run's evaluation summary and rating summary here once they exist
-        # (card.render(facts, evaluation=…, ratings=…)); until then the card says where to get them.
-        text = card.render(card.CardFacts(export.export_id, chosen, made_from, verification, files, now_iso()))
+        text = card.render(card.CardFacts(export.export_id, chosen, made_from, verification, files, now_iso()),
+                           evaluation=results.card_summary(workspace, settings["run_id"]))
         export.card.write_text(text, encoding="utf-8")
         if chosen.key == "adapter":
             verification = {**verification, **adapter.pack(export, text, steps)}

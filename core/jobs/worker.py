@@ -7,7 +7,7 @@ device lock the whole time.
 The studio starts this in a session of its own (core.jobs.runner.JobManager), so a run outlives the
 browser, a crash of the studio and a studio restart; `lora-studio train` runs the same `train_run` in the
 foreground. Everything a job produces goes into its folder (core.runs.records for training runs,
-core.jobs.status for the other kinds).
+core.system.job_status for the other kinds).
 
 With N processes, this process holds the lock and supervises `accelerate launch`, whose N ranks run
 `python -m core.jobs.worker train RUN_ID --rank` (gloo on a CPU, one process per GPU with CUDA). The lock
@@ -31,10 +31,10 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import StudioError, classify
-from core.jobs.status import JobFolder, JobRecorder
 from core.progress import Cancelled, Progress
 from core.runs import records
 from core.system.device_lock import DeviceLock
+from core.system.job_status import JobFolder, JobRecorder
 from core.workspace import ASSETS_DIR, RunFolder, Workspace, now_iso, read_json
 
 Echo = Callable[[str], None]

@@ -19,9 +19,9 @@ import pandas as pd
 from core.export import formats, records
 from core.export.card import without_front_matter
 from core.export.records import ExportRecord
-from core.jobs.status import JobStatus
 from core.planning.preflight import format_duration
 from core.runs import records as run_records
+from core.system.job_status import JobStatus
 from studio import downloads
 from studio.context import StudioContext
 from studio.errors import friendly
