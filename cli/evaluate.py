@@ -39,7 +39,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.evaluation import job, results
     from core.evaluation.report import METRIC_LABELS
     from core.evaluation.workflow import EvalRequest
-    from core.jobs import prepare, status, worker
+    from core.jobs import prepare, worker
+    from core.system import job_status
 
     workspace = Workspace.open(args.workspace)
     request = EvalRequest(args.run, compare=args.compare, include_base=args.base,
@@ -47,9 +48,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           batch_size=max(1, args.batch_size))
     prepare.ensure_device_free(workspace)
     folder, title, settings = job.prepare(workspace, request)
-    status.create(status.JobFolder(folder), job.KIND, title, settings)
+    job_status.create(job_status.JobFolder(folder), job.KIND, title, settings)
     echo = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
-    worker.run_other_job(workspace, status.JobFolder(folder), echo)
+    worker.run_other_job(workspace, job_status.JobFolder(folder), echo)
     metrics = results.load_metrics(workspace, args.run, folder.name)
     if args.json:
         print(json.dumps({"folder": str(folder), **metrics}, ensure_ascii=False, indent=2))

@@ -69,8 +69,10 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         def pages_for(request: gr.Request) -> list[Any]:
             role = ctx.role(request)
             shown = [page for page, permission in pages.items() if may(role, permission)]
-            return [gr.Tabs(selected=shown[0].id if shown else None),
-                    *(gr.Tab(visible=page in shown) for page in pages)]
+            # Move the selection only when the role cannot see Data, the page's first tab: moving it always would
+            # undo a tab the user clicked before this load event came back.
+            first = gr.Tabs(selected=shown[0].id) if shown and shown[0] is not data_page else gr.Tabs()
+            return [first, *(gr.Tab(visible=page in shown) for page in pages)]
 
         @friendly
         def studio_status(request: gr.Request) -> str:
