@@ -17,6 +17,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cli import ratings  # noqa: E402
+from cli import chat as chat_commands  # noqa: E402
+from cli import evaluate as evaluate_commands  # noqa: E402
+from cli import export as export_commands  # noqa: E402
+from cli import models, users  # noqa: E402
+from cli import serve as serve_commands  # noqa: E402
 from core import config as run_config  # noqa: E402
 from core.errors import ConfigError, DataError, StudioError  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
@@ -25,7 +30,8 @@ EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
 
 # Areas with commands of their own live in cli/<area>.py, each with
 #     add_commands(commands, workspace_flag): add subparsers, each with set_defaults(handler=...)
-AREAS: tuple[ModuleType, ...] = (ratings,)
+AREAS: tuple[ModuleType, ...] = (users, evaluate_commands, models, chat_commands, export_commands, serve_commands,
+                                 ratings)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,11 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=cmd_ui)
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=7860)
+    ui.add_argument("--users", type=Path, help="a users file (lora-studio users add): log-ins with roles")
+    ui.add_argument("--max-upload-mb", type=int, default=512, help="largest dataset upload in MB (default 512)")
+    ui.add_argument("--open-without-accounts", action="store_true",
+                    help="listen on a network address without --users (anyone who reaches the port can do everything)")
 
     commands.add_parser("prepare", parents=[workspace_flag],
                         help="convert the default model and load the demo dataset (done once)").set_defaults(handler=cmd_prepare)
-    commands.add_parser("doctor", parents=[workspace_flag],
-                        help="report versions, hardware and workspace state").set_defaults(handler=cmd_doctor)
+    doctor = commands.add_parser("doctor", parents=[workspace_flag], help="report versions, hardware and workspace state")
+    doctor.add_argument("--repair", action="store_true",
+                        help="rebuild the indexes from the folders and remove leftovers of interrupted writes")
+    doctor.set_defaults(handler=cmd_doctor)
 
     show = commands.add_parser("config", help="print a complete, validated run config as YAML")
     show.set_defaults(handler=cmd_config)
@@ -171,7 +183,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from core import doctor
 
-    rows = doctor.report(_workspace(args))
+    workspace = _workspace(args)
+    if args.repair:
+        for line in doctor.repair(workspace):
+            print(line)
+    rows = doctor.report(workspace) + doctor.workspace_findings(workspace)
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
@@ -214,10 +230,31 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from core.accounts.users import Users
     from studio.app import launch
 
-    launch(_workspace(args), host=args.host, port=args.port)
+    accounts = Users.load(args.users) if args.users else None
+    if accounts is None and not _loopback(args.host):
+        if not args.open_without_accounts:
+            raise ConfigError(f"Listening on {args.host} without accounts would let anyone who reaches the port read "
+                              "your data, train, export and delete.",
+                              "Start with --users FILE (create it with 'lora-studio users add NAME --role admin'), "
+                              "or listen on 127.0.0.1, or pass --open-without-accounts if you really mean it.")
+        print(f"WARNING: listening on {args.host} without accounts: anyone who reaches port {args.port} can do "
+              "everything.", file=sys.stderr, flush=True)
+    launch(_workspace(args), host=args.host, port=args.port, accounts=accounts, max_upload_mb=args.max_upload_mb)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

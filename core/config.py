@@ -8,11 +8,13 @@ The same YAML file is a preset, a CLI input and what a run saves as `config.yaml
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from core.errors import ConfigError
 
@@ -212,11 +214,24 @@ def parse_override(assignment: str) -> tuple[str, Any]:
         raise ConfigError(f"--set '{assignment}' is not of the form name=value.",
                           "Example: --set lora.r=16")
     check_field(name)
+    text = _text_field(name)
+    if text:   # a name or prompt such as 2024 or yes stays text, as written
+        return name, None if text == "optional" and raw.strip() in ("null", "~") else raw
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return name, value
+
+
+def _text_field(name: str) -> str:
+    """"text" when the dotted field holds a str, "optional" for str | None, "" otherwise."""
+    section: type[BaseModel] = RunConfig
+    *parents, leaf = name.split(".")
+    for part in parents:
+        section = section.model_fields[part].annotation  # type: ignore[assignment]
+    annotation = section.model_fields[leaf].annotation
+    return "text" if annotation is str else "optional" if annotation == (str | None) else ""
 
 
 def check_field(name: str) -> None:
@@ -253,7 +268,7 @@ def flat_values(config: RunConfig) -> dict[str, Any]:
     return flat
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     """One clear line from one pydantic error: field, value given, what is allowed."""
     field = ".".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "config"
     kind, ctx = error["type"], error.get("ctx", {})
@@ -307,7 +322,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def build(path: Path | None = None, preset: str | None = None, overrides: list[str] = ()) -> RunConfig:
+def build(path: Path | None = None, preset: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """Defaults, then the preset, then the file, then each --set, validated once at the end."""
     data: dict[str, Any] = {}
     if preset:

@@ -52,16 +52,20 @@ class JobBusyError(StudioError):
     kind = "busy"
 
 
-def classify(error: BaseException) -> StudioError:
-    """Any failure as a StudioError with a kind and a human message (out-of-memory errors recognised)."""
+def classify(error: BaseException, activity: str = "Training") -> StudioError:
+    """Any failure as a StudioError with a kind and a human message (out-of-memory errors recognised).
+    `activity` names what failed, in words that start a sentence ("Training", "The export of run 'faq'")."""
     if isinstance(error, StudioError):
         return error
+    training = activity == "Training"
     text = str(error)
     if isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
         return OutOfMemoryError(
-            "Training ran out of memory.",
+            f"{activity} ran out of memory.",
             "Lower train.batch_size or train.max_seq_length, switch on train.gradient_checkpointing, "
-            "or use QLoRA (model.load_in_4bit) on a GPU.")
+            "or use QLoRA (model.load_in_4bit) on a GPU." if training else
+            "Close other work on this machine, or use a machine with more memory.")
     first_line = (text.strip().splitlines() or [""])[0][:300]
-    return StudioError(f"Training failed with an unexpected {type(error).__name__}: {first_line}",
-                       "The run's train.log has the details; resume the run after fixing the cause.")
+    return StudioError(f"{activity} failed with an unexpected {type(error).__name__}: {first_line}",
+                       "The run's train.log has the details; resume the run after fixing the cause." if training else
+                       "The log has the details.")

@@ -6,7 +6,9 @@
     <root>/datasets/<id>/v<N>/        data.jsonl, rejects.jsonl, report.json
     <root>/runs/<id>/                 config.yaml, status.json, metrics.jsonl, train.log, job.out, summary.json,
                                       checkpoints/, adapter/, evals/<eval_id>/
-    <root>/exports/<id>/
+    <root>/exports/<id>/              export.json (written last, once verified), README.md (the model card), and
+                                      model/ | adapter/ + <id>-adapter.zip | <id>-<type>.gguf + Modelfile;
+                                      the export job's job.json, status.json, job.log beside them
     <root>/presets/<id>.yaml          run configs saved under a name in the Configure tab
     <root>/ratings/<id>/              a human rating session: session.json, prompts.jsonl, responses.jsonl,
                                       and the files of the job that generated the responses
@@ -19,9 +21,12 @@ by `safe_id`, so a name can never point outside the workspace.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import unicodedata
@@ -87,6 +92,44 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def atomic_write_yaml(path: Path, data: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the complete folder `staging` at `target`, replacing any folder there, so that a reader of
+    `target` always finds the old folder or the new one, never neither; the old one is then deleted.
+    Both paths must be on the same file system (keep `staging` next to `target`)."""
+    try:
+        os.rename(staging, target)  # atomic; succeeds when there is nothing (or an empty folder) at target
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if not _exchange(staging, target):
+        # No atomic exchange here (not Linux, an old kernel or glibc, or a file system without it): move
+        # the old folder aside and the new one in. Between the two renames `target` is briefly missing.
+        aside = staging.with_name(f"{staging.name}.old")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(target, aside)
+        os.rename(staging, target)
+        staging = aside
+    shutil.rmtree(staging)  # the old folder
+
+
+_RENAME_EXCHANGE = 2   # from <linux/fs.h>: swap the two paths atomically
+_AT_FDCWD = -100       # from <fcntl.h>: relative paths start at the working directory
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step with Linux renameat2(RENAME_EXCHANGE); False where that is unavailable."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)  # glibc 2.28+
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL):  # kernel before 3.15, or a file system that cannot exchange
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -165,9 +208,59 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
+class ExportFolder:
+    """The files of one export (exports/<id>/). The export job's own files (job.json, status.json, job.log,
+    job.out) are core.system.job_status's; everything else here is the export's."""
+
+    root: Path
+
+    @property
+    def export_id(self) -> str:
+        return self.root.name
+
+    @property
+    def manifest(self) -> Path:
+        """export.json: written last, only once the export is verified; its absence means not complete."""
+        return self.root / "export.json"
+
+    @property
+    def card(self) -> Path:
+        """The model card (README.md)."""
+        return self.root / "README.md"
+
+    @property
+    def model(self) -> Path:
+        """A model folder that loads with plain transformers (merged and quantised exports)."""
+        return self.root / "model"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def adapter_zip(self) -> Path:
+        return self.root / f"{self.export_id}-adapter.zip"
+
+    def gguf(self, outtype: str) -> Path:
+        return self.root / f"{self.export_id}-{outtype}.gguf"
+
+    @property
+    def modelfile(self) -> Path:
+        """Ollama's recipe for the GGUF file beside it."""
+        return self.root / "Modelfile"
+
+    @property
+    def staging(self) -> Path:
+        """The merged model a quantised or GGUF export is made from; removed when the job ends."""
+        return self.root / ".staging"
+
+    JOB_FILES = ("job.json", "status.json", "job.log", "job.out", "STOP")
+
+
+@dataclass(frozen=True)
 class RatingFolder:
     """The files of one rating session (ratings/<id>/): what it rates, written once when it is created,
-    and the responses its generation job writes. It is also that job's folder (core.jobs.status)."""
+    and the responses its generation job writes. It is also that job's folder (core.system.job_status)."""
 
     root: Path
 
@@ -260,6 +353,9 @@ class Workspace:
 
     def export_dir(self, export_id: str) -> Path:
         return self.exports_dir / self._checked(export_id)
+
+    def export_folder(self, export_id: str) -> ExportFolder:
+        return ExportFolder(self.export_dir(export_id))
 
     @property
     def presets_dir(self) -> Path:

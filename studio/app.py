@@ -5,23 +5,27 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
+from core.accounts.users import Users, may  # noqa: E402
 from core.data import store  # noqa: E402
 from core.models import modeling
 from core.workspace import Workspace  # noqa: E402
+from studio.access import current_user  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
-from studio.tabs import chat, configure, planned, rate, train  # noqa: E402
+from studio.tabs import chat, configure, evaluate, export, rate, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-MAX_UPLOAD = "512mb"
+MAX_UPLOAD_MB = 512
 SHUTDOWN_CHECKPOINT_WAIT_S = 8.0   # docker stop sends SIGKILL 10 s after SIGTERM
 log = logging.getLogger("lora_studio")
 
@@ -36,47 +40,70 @@ def theme() -> gr.themes.Base:
 
 
 def build_app(ctx: StudioContext) -> gr.Blocks:
-    with gr.Blocks(title="LoRA Studio", analytics_enabled=False) as app:
+    # Uploads land in Gradio's cache first: files older than a day are removed, checked every hour.
+    with gr.Blocks(title="LoRA Studio", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         with gr.Row(elem_id="header"):
             gr.Markdown("# LoRA Studio\nFine-tune a chat model on your own dialogues — no code needed.")
             status = gr.Markdown(elem_id="studio-status")
         # The config the Configure tab shows (validated, as a dict), read by the Train tab when starting.
         current_config = gr.State(None)
         rater_memory = rate.browser_memory()   # the Rate tab's rater name and session, per browser
-        with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("Data", id="data", elem_id="tab-data"):
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab("Data", id="data", elem_id="tab-data") as data_page:
                 data_tab.build(ctx, app)
-            with gr.Tab("Configure", id="configure", elem_id="tab-configure"):
+            with gr.Tab("Configure", id="configure", elem_id="tab-configure") as configure_page:
                 configure.build(ctx, app, current_config)
-            with gr.Tab("Train", id="train", elem_id="tab-train"):
+            with gr.Tab("Train", id="train", elem_id="tab-train") as train_page:
                 train.build(ctx, app, current_config)
-            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
-                planned.build("Evaluate")
-            with gr.Tab("Rate", id="rate", elem_id="tab-rate"):
+            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate") as evaluate_page:
+                evaluate.build(ctx, app)
+            with gr.Tab("Rate", id="rate", elem_id="tab-rate") as rate_page:
                 rate.build(ctx, app, rater_memory)
-            with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
-                chat.build(ctx)
-            with gr.Tab("Export", id="export", elem_id="tab-export"):
-                planned.build("Export")
+            with gr.Tab("Chat", id="chat", elem_id="tab-chat") as chat_page:
+                chat.build(ctx, chat_page)
+            with gr.Tab("Export", id="export", elem_id="tab-export") as export_page:
+                export.build(ctx, export_page)
+        # Which tabs a role sees (the handlers refuse the rest in any case: studio.access).
+        pages = {data_page: "data", configure_page: "configure", train_page: "view-runs", evaluate_page: "view-runs",
+                 rate_page: "rate", chat_page: "chat", export_page: "export"}
+
+        def pages_for(request: gr.Request) -> list[Any]:
+            role = ctx.role(request)
+            shown = [page for page, permission in pages.items() if may(role, permission)]
+            # Move the selection only when the role cannot see Data, the page's first tab: moving it always would
+            # undo a tab the user clicked before this load event came back.
+            first = gr.Tabs(selected=shown[0].id) if shown and shown[0] is not data_page else gr.Tabs()
+            return [first, *(gr.Tab(visible=page in shown) for page in pages)]
 
         @friendly
-        def studio_status() -> str:
+        def studio_status(request: gr.Request) -> str:
+            role = ctx.role(request)
             ready = modeling.default_model_ready(ctx.workspace)
             model_state = "ready" if ready else "being prepared (first start only, about 30 s)"
-            datasets = len(store.list_datasets(ctx.workspace))
-            return (f"Workspace `{ctx.workspace.root}` · {datasets} dataset(s) · "
-                    f"default model {model_state} · device: {modeling.plan_device().device.upper()}")
+            who = f"Logged in as {request.username} ({role}) · " if role else ""
+            where = f"Workspace `{ctx.workspace.root}` · " if may(role, "data") else ""   # server paths: admins only
+            datasets = f"{len(store.list_datasets(ctx.workspace))} dataset(s) · " if may(role, "data") else ""
+            return f"{who}{where}{datasets}default model {model_state} · device: {modeling.plan_device().device.upper()}"
 
         app.load(studio_status, None, status, api_name="studio_status", show_progress="hidden")
+        app.load(friendly(pages_for), None, [tabs, *pages], api_name="pages_for_role", show_progress="hidden")
     return app
 
 
 def _log_to_workspace(workspace: Workspace) -> None:
-    handler = logging.FileHandler(workspace.logs_dir / "studio.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    """logs/studio.log, rotated at 5 MB (five old files kept), each line with the user of its request."""
+    handler = RotatingFileHandler(workspace.logs_dir / "studio.log", maxBytes=5 * 2**20, backupCount=5,
+                                  encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s user=%(user)s %(name)s: %(message)s"))
+    handler.addFilter(_with_user)
     logger = logging.getLogger("lora_studio")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+def _with_user(record: logging.LogRecord) -> bool:
+    record.user = current_user.get()
+    return True
 
 
 def _checkpoint_jobs_on_sigterm(ctx: StudioContext) -> None:
@@ -91,9 +118,10 @@ def _checkpoint_jobs_on_sigterm(ctx: StudioContext) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860) -> None:
+def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, accounts: Users | None = None,
+           max_upload_mb: int = MAX_UPLOAD_MB) -> None:
     _log_to_workspace(workspace)
-    ctx = StudioContext.create(workspace)
+    ctx = StudioContext.create(workspace, accounts, max_upload_mb * 2**20)
     ctx.prepare_in_background()
     app = build_app(ctx)
     _checkpoint_jobs_on_sigterm(ctx)
@@ -101,8 +129,10 @@ def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860) -> N
     print(f"LoRA Studio: workspace {workspace.root}", flush=True)
     app.launch(
         server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
-        max_file_size=MAX_UPLOAD, allowed_paths=[str(workspace.exports_dir)], show_error=False,
-        theme=theme(), css_paths=[ASSETS / "studio.css"], js=(ASSETS / "rate_keys.js").read_text(encoding="utf-8"),
-        footer_links=["api"],
+        max_file_size=f"{max_upload_mb}mb", show_error=False,   # no allowed_paths: downloads are copies (studio.downloads)
+        theme=theme(), css_paths=[ASSETS / "studio.css"],
+        js=(ASSETS / "rate_keys.js").read_text(encoding="utf-8"), footer_links=["api"],
         favicon_path=ASSETS / "logo.svg",
+        auth=(lambda name, password: accounts.check(name, password) is not None) if accounts else None,
+        auth_message="LoRA Studio: log in with the account an admin gave you.",
     )

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from core.data import store
+import gradio as gr
+
+from core.accounts.users import Role, Users
+from core.data import formats, store
+from core.inference.chat import ChatEngine
 from core.jobs.runner import JobManager
 from core.models import modeling
-from core.models.chat import ChatEngine
 from core.system.device_lock import DeviceLock
 from core.workspace import Workspace
+from studio.access import guard, role_of
 
 log = logging.getLogger("lora_studio")
+Handler = Callable[..., Any]
 
 
 @dataclass
@@ -22,11 +29,23 @@ class StudioContext:
     lock: DeviceLock
     chat: ChatEngine
     jobs: JobManager
+    accounts: Users | None = None   # None: no log-in, one user on this machine
+    max_upload_bytes: int = formats.MAX_UPLOAD_BYTES
 
     @classmethod
-    def create(cls, workspace: Workspace) -> StudioContext:
+    def create(cls, workspace: Workspace, accounts: Users | None = None,
+               max_upload_bytes: int = formats.MAX_UPLOAD_BYTES) -> StudioContext:
         lock = DeviceLock(workspace)
-        return cls(workspace=workspace, lock=lock, chat=ChatEngine(workspace, lock), jobs=JobManager(workspace, lock))
+        return cls(workspace=workspace, lock=lock, chat=ChatEngine(workspace, lock), jobs=JobManager(workspace, lock),
+                   accounts=accounts, max_upload_bytes=max_upload_bytes)
+
+    def allow(self, permission: str, otherwise: Callable[[], Any] | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: the handler refuses users whose role lacks `permission` (studio.access); with
+        `otherwise`, it returns that instead (for page-load events of tabs the role does not see)."""
+        return lambda handler: guard(self.accounts, permission, handler, otherwise)
+
+    def role(self, request: gr.Request | None) -> Role | None:
+        return role_of(self.accounts, request)
 
     def prepare_in_background(self) -> threading.Thread:
         """Seed the demo dataset now (fast); convert (~30 s, once) and load the default model behind the
@@ -42,7 +61,7 @@ class StudioContext:
         def convert() -> None:
             try:
                 modeling.ensure_default_model(self.workspace)
-                self.chat.preload(modeling.DEFAULT_MODEL)
+                self.chat.preload(f"base:{modeling.DEFAULT_MODEL}")
             except Exception:  # noqa: BLE001 - reported by the Chat tab when it tries to load
                 log.exception("Preparing the default model failed")
 

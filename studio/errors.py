@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,12 +16,23 @@ from core.errors import StudioError
 log = logging.getLogger("lora_studio")
 
 
+# An absolute path of two or more parts; in a message it shrinks to its last two (server paths stay private).
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"`]+/)+([^\s/'\"`]+/[^\s/'\"`,;:)]+)")
+
+
+def without_server_paths(message: str) -> str:
+    """`message` with absolute paths cut to '…/<folder>/<name>': enough to recognise a file, nothing about
+    the server's layout. The full message is in the log."""
+    return _SERVER_PATH.sub(r"…/\1", message)
+
+
 def _as_gradio_error(error: Exception) -> gr.Error:
     if isinstance(error, StudioError):
-        return gr.Error(str(error), title=f"{error.kind.capitalize()} problem")
+        log.info("Refused or failed: %s", error)
+        return gr.Error(without_server_paths(str(error)), title=f"{error.kind.capitalize()} problem")
     log.exception("Unexpected error in a UI handler")
-    return gr.Error(f"Something unexpected went wrong ({type(error).__name__}: {error}). "
-                    "The details are in the workspace's logs/studio.log.", title="Unexpected error")
+    return gr.Error(f"Something unexpected went wrong ({type(error).__name__}). "
+                    "The details are in the studio's log.", title="Unexpected error")
 
 
 def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -4,11 +4,13 @@ links the converted default model, and the studio started as a real subprocess o
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.models import modeling
@@ -16,6 +18,26 @@ from core.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
+
+# The `memorised_runs` fixture: two runs on one tiny base, each trained to give its own answer to these.
+QUESTIONS = ["When do you open?", "What should I bring?", "Can I book online?", "When do you close?"]
+MEMORISED = {"clinic": "At eight in the morning.", "garage": "Bring the car on Monday."}
+
+
+@dataclass(frozen=True)
+class MemorisedRuns:
+    workspace: Workspace
+    base: Path                 # the tiny model both runs were trained on
+    run_ids: dict[str, str]    # "clinic" / "garage" -> run id
+
+    def key(self, name: str) -> str:
+        """The model choice key of a run ("run:<id>"), as the Chat tab and the API name it."""
+        return f"run:{self.run_ids[name]}"
+
+    def copy_into(self, workspace: Workspace) -> None:
+        """Put both runs into another workspace (a studio's), as if trained there."""
+        for run_id in self.run_ids.values():
+            shutil.copytree(self.workspace.run_dir(run_id), workspace.run_dir(run_id))
 
 
 def workspace_with_default_model(root: Path, converted: Path) -> Workspace:
@@ -32,14 +54,14 @@ def free_port() -> int:
 
 
 class RunningStudio:
-    def __init__(self, workspace: Path, log: Path) -> None:
+    def __init__(self, workspace: Path, log: Path, *extra_args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.workspace = workspace
         self.log = log
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "ui", "--workspace", str(workspace), "--port", str(self.port)],
+            [sys.executable, "-m", "cli", "ui", "--workspace", str(workspace), "--port", str(self.port), *extra_args],
             cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 90) -> float:

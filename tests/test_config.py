@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core import config
 from core.errors import ConfigError
@@ -77,3 +79,19 @@ def test_presets_are_valid_and_printable():
         dumped = yaml.safe_load(config.to_yaml(config.build(preset=name)))
         assert dumped["lora"]["r"] >= 1
     assert config.build(preset="seed-recommendation").lora.r == 32
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(min_size=1, max_size=40).filter(lambda value: "\n" not in value and "\r" not in value))
+def test_set_keeps_any_text_of_a_text_field_as_written(text: str):
+    for name in ("name", "data.system_prompt"):
+        built = config.build(None, None, [f"{name}={text}"])
+        value = built.name if name == "name" else built.data.system_prompt
+        assert value == text
+
+
+def test_set_reads_numbers_lists_and_null_where_the_field_wants_them():
+    built = config.build(None, None, ["name=2024", "data.system_prompt=yes", "lora.r=8",
+                                      "lora.target_modules=[q_proj,v_proj]", "data.validation_path=null"])
+    assert (built.name, built.data.system_prompt, built.lora.r) == ("2024", "yes", 8)
+    assert built.lora.target_modules == ["q_proj", "v_proj"] and built.data.validation_path is None

@@ -1,5 +1,4 @@
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -8,8 +7,8 @@ from support import workspace_with_default_model
 
 from core.config import GenerationSection
 from core.errors import ModelLoadError
+from core.inference.chat import ChatEngine, Turn
 from core.models import modeling
-from core.models.chat import ChatEngine
 from core.system.device_lock import DeviceLock
 from core.workspace import Workspace
 
@@ -32,13 +31,28 @@ def test_registered_local_model_by_name(workspace: Workspace, tiny_model_dir: Pa
 
 
 def test_hub_id_without_network_fails_fast_with_remedy(workspace: Workspace, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: no traffic leaves the machine
-    started = time.monotonic()
+    """Offline, the download gives up after one short connection attempt instead of hanging in the hub client."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    attempts = []
+
+    def unreachable(address, timeout=None, *args, **kwargs):
+        attempts.append((address, timeout))
+        raise TimeoutError("timed out")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"a download started although the hub was unreachable: {args}")
+
+    monkeypatch.setattr(modeling.socket, "create_connection", unreachable)
+    monkeypatch.setattr(modeling.subprocess, "run", no_download)
     with pytest.raises(ModelLoadError) as caught:
         modeling.load_model("deepseek-ai/deepseek-llm-7b-chat", workspace)
-    assert time.monotonic() - started < 10
+    assert len(attempts) == 1
+    address, timeout = attempts[0]
+    assert address == ("127.0.0.1", 9)
+    assert timeout is not None and 0 < timeout <= 5
     message = str(caught.value)
-    assert "deepseek-ai/deepseek-llm-7b-chat" in message and "not reachable" in message and "model.name" in message
+    assert "deepseek-ai/deepseek-llm-7b-chat" in message and "not reachable" in message
+    assert "hf download deepseek-ai/deepseek-llm-7b-chat --local-dir DIR" in message and "model.name" in message
 
 
 def test_cpu_plan_and_qlora_refusal():
@@ -66,6 +80,29 @@ def test_real_default_model_converts_loads_and_answers(tmp_path: Path, converted
     assert not getattr(model.config, "quantization_config", None)
     assert sum(p.numel() for p in model.parameters()) > 100_000_000
     engine = ChatEngine(workspace, DeviceLock(workspace))
-    reply = list(engine.stream("default", [{"role": "user", "content": "What is the capital of France?"}],
-                               GenerationSection(max_new_tokens=20, temperature=0)))[-1]
-    assert "Paris" in reply
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = list(engine.stream([Turn("base:default", question)], GenerationSection(max_new_tokens=20, temperature=0)))[-1]
+    assert "Paris" in reply[0].text
+
+
+def test_a_model_runs_its_own_code_only_once_trusted(workspace: Workspace, tiny_model_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from cli.main import main as cli
+
+    seen: list[bool] = []
+    real = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["trust_remote_code"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    modeling.load_model(str(tiny_model_dir), workspace)
+    assert cli(["models", "trust", str(tiny_model_dir), "--workspace", str(workspace.root)]) == 0
+    assert "WARNING" in capsys.readouterr().err
+    modeling.load_model(str(tiny_model_dir), workspace)
+    assert cli(["models", "distrust", str(tiny_model_dir), "--workspace", str(workspace.root)]) == 0
+    modeling.load_model(str(tiny_model_dir), workspace)
+    assert seen == [False, True, False]

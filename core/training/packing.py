@@ -19,12 +19,16 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from core.models.templates import IGNORE_INDEX
 from core.training.trainset import Example
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 _GROUP_SPAN = 50  # length grouping sorts within windows of this many batches: similar lengths, random order
 PACKED_ATTENTION = "studio_packed_sdpa"
@@ -93,7 +97,10 @@ def pack_rows(examples: Sequence[Example], row_tokens: int) -> list[list[Example
 
 def packed(examples: Sequence[Example]) -> ForwardBatch:
     """One row: the conversations end to end, positions restarting at 0 for each, no attention mask."""
-    ids, positions, targets, weights = [], [], [], []
+    ids: list[int] = []
+    positions: list[int] = []
+    targets: list[int] = []
+    weights: list[float] = []
     for example in examples:
         shifted_targets, shifted_weights = _shifted(example)
         ids += example.input_ids
@@ -146,7 +153,7 @@ def packed_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     return torch.cat(parts, dim=2).transpose(1, 2).contiguous(), None
 
 
-def use_packed_attention(model: torch.nn.Module, max_length: int) -> bool:
+def use_packed_attention(model: PreTrainedModel, max_length: int) -> bool:
     """Switch a transformers model (sdpa attention) to `packed_attention` where that is exact: no
     sliding window shorter than a conversation, no attention-logit soft-capping. Returns whether it did."""
     from transformers import AttentionInterface

@@ -11,8 +11,9 @@ the current step and still saves the adapter.
 
 The same function runs in one process (CPU or one GPU; the studio's job thread, `lora-studio train`)
 and under `accelerate launch` / `torchrun` in several: accelerate's Accelerator does the mixed
-precision, the gradient all-reduce (DDP; FSDP or DeepSpeed from an accelerate config) and the
-checkpoint state; only rank 0 writes files.
+precision, the gradient all-reduce (DDP; FSDP2 or DeepSpeed from an accelerate config) and the
+checkpoint state; only rank 0 writes the run's files. After step 1 and at the end every process's full
+adapter is compared (`check_processes_agree`, logged to train.log).
 
 Speed, measured in bench/train_speed.py: a batch packed into one row without padding, attention inside
 each conversation (core.training.packing), the output layer only at supervised positions (`logits_to_keep`), and
@@ -21,6 +22,7 @@ where the hardware has bf16 the frozen base stored in bf16 under bf16 autocast; 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import os
@@ -45,7 +47,7 @@ from core.system.hardware import memory_mb, mixed_precision, peak_memory_mb, thr
 from core.training import packing, trainset
 from core.training.steps import StepPlan
 from core.training.trainset import Example
-from core.workspace import RunFolder, Workspace, atomic_write_json, now_iso, read_json, safe_id
+from core.workspace import RunFolder, Workspace, atomic_write_json, now_iso, read_json, replace_folder, safe_id
 
 _SPIKE_WINDOW = 20        # the loss-spike guard compares with the mean of this many recent steps…
 _SPIKE_MIN_STEPS = 10     # …once it has seen at least this many
@@ -83,7 +85,8 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     recorder.update(state="running", message="Loading data and model", error=None, finished=None,
                     **({} if resume else {"started": now_iso()}))
     recorder.log(f"{'Resuming' if resume else 'Starting'} run {folder.run_id}: {accelerator.num_processes} "
-                 f"process(es) on {accelerator.device}, {threads} thread(s) each, precision {accelerator.mixed_precision}")
+                 f"process(es){_sharing(accelerator)} on {accelerator.device}, {threads} thread(s) each, "
+                 f"precision {accelerator.mixed_precision}")
 
     # Data: every conversation tokenised with the chat template; refused if anything has nothing to learn.
     tokenizer = modeling.load_tokenizer(config.model.name, workspace)
@@ -167,7 +170,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         if step == 1 and accelerator.num_processes > 1:
-            recorder.log(check_processes_in_step(accelerator, model))
+            recorder.log(check_processes_agree(accelerator, model, "after step 1"))
 
         step_seconds = time.perf_counter() - step_started
         state.step, state.last_loss = step, loss
@@ -211,6 +214,8 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
             save_checkpoint(accelerator, folder, state, settings.save_total_limit)
             recorder.update(last_checkpoint_step=step)
 
+    if accelerator.num_processes > 1:
+        recorder.log(check_processes_agree(accelerator, model, f"at the end of the run (step {state.step})"))
     # Save: a checkpoint when stopped (to resume exactly), the adapter (the best one with keep-best).
     if stop_reason == "stopped" and state.step > 0:
         save_checkpoint(accelerator, folder, state, settings.save_total_limit)
@@ -248,6 +253,19 @@ def _batching(packed: bool, row_tokens: int) -> str:
     return f"batches packed in rows of up to {row_tokens} tokens (block-diagonal attention mask)"
 
 
+def _sharing(accelerator: Any) -> str:
+    """How several processes share the work, as the log names it."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.num_processes == 1:
+        return ""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return " (FSDP2: weights sharded)"
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return f" (DeepSpeed ZeRO-{accelerator.state.deepspeed_plugin.zero_stage})"
+    return " (DDP: a full copy each)"
+
+
 def _figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -258,12 +276,42 @@ def fresh_accelerator(precision: str) -> Any:
     process starts from a clean state (several processes run one training each)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
+    from accelerate.utils import parse_flag_from_env
 
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes == 1:
         AcceleratorState._reset_state()
         GradientState._reset_state()
+    fsdp = parse_flag_from_env("ACCELERATE_USE_FSDP")  # set by `accelerate launch` from the config file
+    if fsdp and os.environ.get("FSDP_VERSION", "1") != "2":
+        raise ConfigError("The accelerate config asks for FSDP version 1, which the studio does not support: its "
+                          "flattened parameters cannot be compared or gathered weight by weight, and on CPUs it "
+                          "crashed saving the adapter.",
+                          "Set fsdp_version: 2 in the accelerate config (as in assets/accelerate/fsdp.yaml).")
     # Without CUDA, `cpu=True` is what makes accelerate join several processes with gloo.
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    cpu = not torch.cuda.is_available()
+    if cpu and processes > 1 and fsdp:
+        _allow_fsdp_on_cpu()
+    return Accelerator(mixed_precision=precision, cpu=cpu)
+
+
+def _allow_fsdp_on_cpu() -> None:
+    """Let accelerate (1.15) shard with FSDP over gloo on CPU processes.
+
+    accelerate only switches to FSDP for GPU-like process groups; started without CUDA it joins the
+    processes as MULTI_CPU and silently trains with DDP instead. torch's FSDP2 (fully_shard, DTensor)
+    runs on CPU tensors over gloo, so the process group is presented to accelerate as a multi-device
+    one, which it then turns into FSDP, with the plain CPU device (FSDP refuses "cpu:0" against
+    parameters on "cpu"). FSDP version 1 is refused in fresh_accelerator: on CPU, gathering its full
+    state dict crashed (SIGSEGV) with torch 2.13 and accelerate 1.15, while FSDP2 trains, saves,
+    checkpoints and resumes exactly (tests/test_multiprocess.py).
+    """
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    state = PartialState(cpu=True)  # joins the processes with gloo; the state is shared process-wide
+    state.distributed_type = DistributedType.MULTI_GPU
+    state.device = torch.device("cpu")
 
 
 def resolve_adapter(reference: str, workspace: Workspace) -> Path:
@@ -328,14 +376,17 @@ def train_step(model: Any, accelerator: Any, window: list[list[Example]], packed
     forward = [fb.to(accelerator.device) for batch in window
                for fb in packing.forward_batches(batch, packed, row_tokens, pad_id)]
     total_weight = float(sum(fb.weights[fb.supervised].sum() for fb in forward))
+    # Rows are packed from this process's own conversations, so their number can differ between processes;
+    # where that would leave the others waiting, repeat the last pass with no weight.
+    passes = forward + forward[-1:] * (_most_passes(accelerator, len(forward)) - len(forward))
     # DeepSpeed steps its optimizer on every backward pass, so there the step gets one.
     one_backward = accelerator.distributed_type == DistributedType.DEEPSPEED
     pending, weighted_sum = None, 0.0
-    for index, batch in enumerate(forward):
+    for index, batch in enumerate(passes):
         # Gradients are all-reduced once, on the step's last backward pass.
-        with accelerator.no_sync(model) if index < len(forward) - 1 else nullcontext():
+        with accelerator.no_sync(model) if index < len(passes) - 1 else nullcontext():
             losses, weights = token_losses(model, batch, supervised_head)
-            weighted = (losses * weights).sum() / total_weight
+            weighted = (losses * weights).sum() / total_weight * (index < len(forward))
             if one_backward:
                 pending = weighted if pending is None else pending + weighted
             else:
@@ -344,6 +395,22 @@ def train_step(model: Any, accelerator: Any, window: list[list[Example]], packed
     if pending is not None:
         accelerator.backward(pending)
     return weighted_sum, sum(fb.real_tokens for fb in forward)
+
+
+def _most_passes(accelerator: Any, passes: int) -> int:
+    """How many forward passes this process must make when it has `passes` of its own. With sharded
+    weights every pass gathers them together with all processes, so each process makes as many as the
+    busiest one; otherwise its own number."""
+    return int(_all_processes(accelerator, [passes], "max")[0]) if _weights_sharded(accelerator) else passes
+
+
+def _weights_sharded(accelerator: Any) -> bool:
+    """Each process holds only a slice of every weight: FSDP (version 2 here) or DeepSpeed ZeRO-3."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.state.deepspeed_plugin.zero_stage == 3
+    return accelerator.distributed_type == DistributedType.FSDP
 
 
 def _all_processes(accelerator: Any, values: list[float], reduction: str) -> list[float]:
@@ -393,18 +460,59 @@ def check_loss(loss: float, grad_norm: float | None, recent: list[float], spike_
                                 "Resume with a lower train.learning_rate, or raise train.loss_spike_factor.")
 
 
-def check_processes_in_step(accelerator: Any, model: Any) -> str:
-    """After the first step, every process must hold the same adapter weights (DDP averaged the gradients)."""
-    weights = torch.cat([p.detach().float().flatten() for p in model.parameters() if p.requires_grad]).double()
-    position = torch.arange(weights.numel(), dtype=torch.float64, device=weights.device)
-    digest = torch.stack([weights.sum(), (weights * position).sum()]).to(accelerator.device)
-    digests = accelerator.gather(digest[None]).cpu()
-    if not torch.equal(digests, digests[:1].expand_as(digests)):
-        raise StudioError(f"The {accelerator.num_processes} training processes hold different weights after the "
-                          f"first step (checksums {digests[:, 1].tolist()}).",
+@dataclass(frozen=True)
+class AdapterDigest:
+    """A fingerprint of a model's full trainable weights: equal digests, byte-identical adapters."""
+
+    sha256: str
+    tensors: int
+    values: int
+    gathered: bool  # the weights were sharded across processes and gathered to compute it
+
+
+def adapter_digest(model: Any) -> AdapterDigest:
+    """sha256 over the float32 bytes of every trainable weight, in parameter order.
+
+    Under FSDP2 or DeepSpeed ZeRO-3 a process holds only a shard of each weight: the shards are
+    gathered (one weight at a time, so memory stays small), so the digest covers the full adapter
+    that gets saved. Every process must call it then, as for any collective.
+    """
+    hasher, tensors, values, gathered = hashlib.sha256(), 0, 0, False
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            full, was_sharded = _full_weight(parameter)
+            hasher.update(full.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            tensors, values, gathered = tensors + 1, values + full.numel(), gathered or was_sharded
+    return AdapterDigest(hasher.hexdigest(), tensors, values, gathered)
+
+
+def _full_weight(parameter: torch.nn.Parameter) -> tuple[torch.Tensor, bool]:
+    """The whole weight on this process, and whether it had to be gathered from the other processes."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(parameter, DTensor):  # FSDP2: a slice per process
+        return parameter.full_tensor(), True
+    if hasattr(parameter, "ds_id"):  # DeepSpeed ZeRO-3: a partition per process
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([parameter]):
+            return parameter.detach().clone(), True
+    return parameter, False
+
+
+def check_processes_agree(accelerator: Any, model: Any, when: str) -> str:
+    """Every process must hold the same full adapter (the gradients were averaged across them); the log line."""
+    from accelerate.utils import gather_object
+
+    digest = adapter_digest(accelerator.unwrap_model(model))
+    digests = gather_object([digest.sha256])
+    compared = (f"sha256 {digest.sha256[:16]} of the full adapter, {digest.tensors} tensors, {digest.values:,} values, "
+                + ("gathered from the shards of every process" if digest.gathered else "each process's own copy"))
+    if len(set(digests)) > 1:
+        raise StudioError(f"The {accelerator.num_processes} training processes hold different adapter weights {when} "
+                          f"(sha256 {', '.join(d[:16] for d in digests)}).",
                           "Check the accelerate configuration: every process must take part in the gradient all-reduce.")
-    return (f"Processes in step after step 1: {accelerator.num_processes} processes hold identical adapter weights "
-            f"(checksum {digests[0, 1].item():.10e})")
+    return f"Processes agree {when}: {accelerator.num_processes} processes hold identical adapter weights ({compared})"
 
 
 @torch.no_grad()
@@ -413,14 +521,20 @@ def evaluate(model: Any, accelerator: Any, examples: list[Example], batch_size: 
     """Mean token cross-entropy on the validation examples (unweighted), over all processes."""
     model.eval()
     mine = examples[accelerator.process_index::accelerator.num_processes]
+    forward = [batch for start in range(0, len(mine), batch_size)
+               for batch in packing.forward_batches(mine[start:start + batch_size], packed, row_tokens, pad_id)]
+    # Processes can hold different numbers of validation batches: where the others would wait, one with
+    # fewer repeats a pass (any will do) and ignores its losses.
+    padding = packing.forward_batches(examples[:1], packed, row_tokens, pad_id)
+    passes = forward + padding * (_most_passes(accelerator, len(forward)) - len(forward))
     total, count = 0.0, 0
-    for start in range(0, len(mine), batch_size):
-        for batch in packing.forward_batches(mine[start:start + batch_size], packed, row_tokens, pad_id):
-            losses, _ = token_losses(model, batch.to(accelerator.device), supervised_head)
+    for index, batch in enumerate(passes):
+        losses, _ = token_losses(model, batch.to(accelerator.device), supervised_head)
+        if index < len(forward):
             total, count = total + float(losses.sum()), count + losses.numel()
     model.train()
-    total, count = _all_processes(accelerator, [total, count], "sum")
-    return total / max(count, 1)
+    summed_total, summed_count = _all_processes(accelerator, [total, count], "sum")
+    return summed_total / max(summed_count, 1)
 
 
 def save_adapter(accelerator: Any, model: Any, tokenizer: Any, target: Path, note: dict[str, Any] | None = None) -> None:
@@ -433,18 +547,17 @@ def save_adapter(accelerator: Any, model: Any, tokenizer: Any, target: Path, not
         tokenizer.save_pretrained(staging)
         if note:
             atomic_write_json(staging / "training_note.json", note)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        replace_folder(staging, target)
     accelerator.wait_for_everyone()
 
 
 def finish_adapter(accelerator: Any, model: Any, tokenizer: Any, folder: RunFolder, keep_best: bool, step: int) -> int:
     """Write adapter/: the best evaluation's adapter with keep-best, else the current one; returns its step."""
     best_note = read_json(folder.best_adapter / "training_note.json")
+    accelerator.wait_for_everyone()  # every process reads the note before process 0 moves it away
     if keep_best and best_note:
         if accelerator.is_main_process:
-            shutil.rmtree(folder.adapter, ignore_errors=True)
-            folder.best_adapter.rename(folder.adapter)
+            replace_folder(folder.best_adapter, folder.adapter)
         accelerator.wait_for_everyone()
         return int(best_note["step"])
     save_adapter(accelerator, model, tokenizer, folder.adapter, {"step": step})
@@ -467,8 +580,7 @@ def save_checkpoint(accelerator: Any, folder: RunFolder, state: LoopState, keep:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(staging / "trainer_state.json", asdict(state))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        replace_folder(staging, target)
         for old in sorted(folder.checkpoints.glob("step-*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -189,18 +189,38 @@ def _tokenize(rows: list[tuple[str, list[dict[str, str]]]], tokenizer: Any, conf
     return examples
 
 
+Row = tuple[str, list[dict[str, str]]]   # (where it came from, the conversation)
+
+
+@dataclass
+class HeldOut:
+    """Steps 1-2: each training file read and split, and the validation rows the run holds out."""
+
+    sources: list[_Source]
+    splits: list[splits.Split[Row]]
+    validation: list[Row]
+
+
+def hold_out(config: RunConfig, workspace: Workspace) -> HeldOut:
+    """Read the run's files and hold out its validation rows exactly as training does (evaluation scores a
+    run on these same rows)."""
+    sources = [_read(path, workspace) for path in config.data.mix or {config.data.train_path: 1.0}]
+    ratio = 0.0 if config.data.validation_path else config.data.validation_ratio
+    held_out = [split_validation(source.rows, [messages for _, messages in source.rows], ratio, config.train.seed,
+                                 source.name) for source in sources]
+    validation = [row for split in held_out for row in split.validation]
+    if config.data.validation_path:
+        validation = _read(config.data.validation_path, workspace).rows
+    return HeldOut(sources, held_out, validation)
+
+
 def build(config: RunConfig, tokenizer: Any, workspace: Workspace) -> TrainingData:
     """Everything the run trains and validates on (see the module doc); raises DataError with the fix."""
     mix = config.data.mix or {config.data.train_path: 1.0}
-    sources = [_read(path, workspace) for path in mix]
     seed = config.train.seed
-    ratio = 0.0 if config.data.validation_path else config.data.validation_ratio
-    held_out = [split_validation(source.rows, [messages for _, messages in source.rows], ratio, seed, source.name)
-                for source in sources]
+    parts = hold_out(config, workspace)
+    sources, held_out, validation_rows = parts.sources, parts.splits, parts.validation
     train_parts = [split.train for split in held_out]
-    validation_rows = [row for split in held_out for row in split.validation]
-    if config.data.validation_path:
-        validation_rows = _read(config.data.validation_path, workspace).rows
 
     counts = mix_counts([len(part) for part in train_parts], list(mix.values()))
     rng = random.Random(seed)

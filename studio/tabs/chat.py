@@ -1,4 +1,8 @@
-"""Chat tab: talk to the base model (later also to adapters and merged exports), streamed."""
+"""Chat tab: talk to the base model, any run's adapter or a merged/quantised export, streamed; switch model
+between messages (adapters on one base switch without a reload); side by side, two models answer the
+same message at once. Each reply shows its time to first token and decode speed.
+
+Picking a model fills the reply settings and the system prompt with the ones it was trained with."""
 
 from __future__ import annotations
 
@@ -8,9 +12,15 @@ from typing import Any
 import gradio as gr
 
 from core.config import GenerationSection
+from core.inference import choices
+from core.inference.chat import Turn
+from core.inference.streaming import Reply
 from core.models import modeling
 from studio.context import StudioContext
 from studio.errors import friendly
+
+DEFAULT_KEY = f"base:{modeling.DEFAULT_MODEL}"
+ENDINGS = {"length": " · stopped at the length limit", "cancelled": " · stopped"}
 
 
 def _text(content: Any) -> str:
@@ -22,21 +32,43 @@ def _text(content: Any) -> str:
     return str(content or "")
 
 
-def build(ctx: StudioContext) -> None:
+def figures(reply: Reply) -> str:
+    """The line under a reply: time to first token, decode speed, length, how it ended."""
+    if reply.first_token_s is None:
+        return "Waiting for the first token…"
+    speed = f" · {reply.tokens_per_s:.1f} tokens/s" if reply.tokens_per_s else ""
+    return (f"First token after {reply.first_token_s:.2f} s{speed} · {reply.tokens} tokens"
+            f"{ENDINGS.get(reply.finish or '', '')}")
+
+
+def build(ctx: StudioContext, tab: gr.Tab) -> None:
     defaults = GenerationSection()
+    listed = [(choice.label, choice.key) for choice in choices.available(ctx.workspace)]
+    with gr.Row(equal_height=True):
+        model_a = gr.Dropdown(listed, value=DEFAULT_KEY, label="Model", elem_id="chat-model", scale=3,
+                              info="The base model, a run's adapter on it, or an export. Switch any time.")
+        side_by_side = gr.Checkbox(False, label="Side by side", elem_id="chat-side-by-side", scale=1,
+                                   info="A second model answers the same messages.")
+        model_b = gr.Dropdown(listed, value=DEFAULT_KEY, label="Second model", elem_id="chat-model-b", scale=3,
+                              visible=False)
     with gr.Row():
-        model = gr.Dropdown(modeling.local_models(ctx.workspace), value=modeling.DEFAULT_MODEL, label="Model",
-                            elem_id="chat-model", scale=3)
-        clear = gr.Button("New conversation", elem_id="chat-clear", scale=1)
-    history = gr.Chatbot(elem_id="chat-history", label="Conversation", height=420, buttons=["copy"],
-                         placeholder="Ask the model anything. Replies appear word by word.")
+        history_a = gr.Chatbot(elem_id="chat-history", label="Conversation", height=420, buttons=["copy"],
+                               placeholder="Ask the model anything. Replies appear word by word.")
+        history_b = gr.Chatbot(elem_id="chat-history-b", label="Second model", height=420, buttons=["copy"],
+                               visible=False)
+    with gr.Row():
+        stats_a = gr.Markdown(elem_id="chat-stats")
+        stats_b = gr.Markdown(elem_id="chat-stats-b", visible=False)
     with gr.Row():
         message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False,
                              elem_id="chat-input", scale=5, autofocus=True)
         send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
-    with gr.Accordion("Reply settings", open=False):
+        stop = gr.Button("Stop", variant="stop", elem_id="chat-stop", scale=1)
+        clear = gr.Button("New conversation", elem_id="chat-clear", scale=1, min_width=170)
+    with gr.Accordion("Reply settings", open=False, elem_id="chat-settings"):
         system = gr.Textbox(label="System prompt (optional)", elem_id="chat-system",
-                            info="An instruction the model follows for the whole conversation.")
+                            info="An instruction the model follows for the whole conversation. A run starts "
+                                 "with the one it was trained with.")
         with gr.Row():
             temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature",
                                     info=GenerationSection.model_fields["temperature"].description,
@@ -49,25 +81,71 @@ def build(ctx: StudioContext) -> None:
             repetition_penalty = gr.Slider(1.0, 2.0, value=defaults.repetition_penalty, step=0.05,
                                            label="Repetition penalty", elem_id="chat-repetition-penalty",
                                            info=GenerationSection.model_fields["repetition_penalty"].description)
+    settings = [system, temperature, max_new_tokens, top_p, repetition_penalty]
 
     @friendly
-    def reply(text: str, turns: list[dict], model_name: str, system_prompt: str, temp: float,
-              limit: float, nucleus: float, penalty: float) -> Iterator[tuple[str, list[dict]]]:
-        text, system_prompt, turns = (text or "").strip(), (system_prompt or "").strip(), turns or []
+    @ctx.allow("chat", otherwise=lambda: (gr.skip(), gr.skip()))
+    def list_models(key_a: str, key_b: str) -> tuple:
+        found = [(choice.label, choice.key) for choice in choices.available(ctx.workspace)]
+        keys = {key for _, key in found}
+        return tuple(gr.Dropdown(choices=found, value=key if key in keys else DEFAULT_KEY) for key in (key_a, key_b))
+
+    @friendly
+    @ctx.allow("chat")
+    def model_defaults(key: str) -> tuple:
+        choice = choices.resolve(ctx.workspace, key)
+        generation = choice.generation
+        return (choice.system_prompt, generation.temperature, generation.max_new_tokens, generation.top_p,
+                generation.repetition_penalty, gr.Chatbot(label=choice.label))
+
+    @ctx.allow("chat")
+    def show_second(on: bool) -> tuple:
+        return gr.Dropdown(visible=on), gr.Chatbot(visible=on), gr.Markdown(visible=on)
+
+    @friendly
+    @ctx.allow("chat")
+    def second_label(key: str) -> Any:
+        return gr.Chatbot(label=choices.resolve(ctx.workspace, key).label)
+
+    @friendly
+    @ctx.allow("chat")
+    def reply(text: str, turns_a: list[dict], turns_b: list[dict], key_a: str, key_b: str, both: bool,
+              system_prompt: str, temp: float, limit: float, nucleus: float, penalty: float) -> Iterator[tuple]:
+        text, system_prompt = (text or "").strip(), (system_prompt or "").strip()
         if not text:
-            yield "", turns
+            yield ("", *(gr.skip(),) * 4)
             return
-        turns = [*turns, {"role": "user", "content": text}]
-        messages = [{"role": t["role"], "content": _text(t["content"])} for t in turns]
-        if system_prompt:
-            messages.insert(0, {"role": "system", "content": system_prompt})
+        histories = [[*(turns or []), {"role": "user", "content": text}] for turns in (turns_a, turns_b)][:2 if both else 1]
+        turns = [Turn(key, ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+                      + [{"role": turn["role"], "content": _text(turn["content"])} for turn in history])
+                 for key, history in zip((key_a, key_b), histories)]
         settings = GenerationSection(temperature=temp, max_new_tokens=int(limit), top_p=nucleus,
                                      repetition_penalty=penalty)
-        yield "", [*turns, {"role": "assistant", "content": "…"}]
-        for partial in ctx.chat.stream(model_name, messages, settings):
-            yield "", [*turns, {"role": "assistant", "content": partial}]
 
-    gr.on([send.click, message.submit], reply,
-          [message, history, model, system, temperature, max_new_tokens, top_p, repetition_penalty],
-          [message, history], api_name="chat", concurrency_limit=1)
-    clear.click(lambda: [], None, history, api_name="chat_clear", queue=False)
+        def shown(replies: list[Reply]) -> tuple:
+            conversations = [[*history, {"role": "assistant", "content": answer.text or "…"}]
+                             for history, answer in zip(histories, replies)]
+            lines = [figures(answer) for answer in replies]
+            missing = (gr.skip(),) * (2 - len(replies))
+            return ("", *conversations, *missing, *lines, *missing)
+
+        yield shown([Reply() for _ in turns])
+        for replies in ctx.chat.stream(turns, settings):
+            yield shown(replies)
+
+    @ctx.allow("chat")
+    def stop_reply() -> None:
+        """The stop itself is the cancel: Gradio closes the reply's generator, which stops generating."""
+
+    tab.select(list_models, [model_a, model_b], [model_a, model_b], api_name="chat_models", show_progress="hidden")
+    model_a.change(model_defaults, model_a, [*settings, history_a], api_name="chat_defaults", show_progress="hidden")
+    model_b.change(second_label, model_b, history_b, api_name="chat_second_label", show_progress="hidden")
+    side_by_side.change(show_second, side_by_side, [model_b, history_b, stats_b], api_name="chat_side_by_side",
+                        show_progress="hidden")
+    sent = gr.on([send.click, message.submit], reply,
+                 [message, history_a, history_b, model_a, model_b, side_by_side, *settings],
+                 [message, history_a, history_b, stats_a, stats_b], api_name="chat", concurrency_limit=1,
+                 concurrency_id="chat")
+    stop.click(stop_reply, None, None, cancels=[sent], api_name="chat_stop")
+    clear.click(lambda: ([], [], "", ""), None, [history_a, history_b, stats_a, stats_b], api_name="chat_clear",
+                queue=False)

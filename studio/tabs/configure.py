@@ -108,6 +108,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     preflight_outputs = [panel, checks, run_yaml, command, current_config]
 
     @friendly
+    @ctx.allow("configure", otherwise=lambda: (gr.skip(),) * 5)
     def check(**values: Any) -> tuple[str, str, str, str, dict | None]:
         try:
             config = form.read(values)
@@ -118,22 +119,26 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                 train_command(workspace), config.model_dump(mode="json"))
 
     @friendly
+    @ctx.allow("configure")
     def choose_preset(key: str | None, **values: Any) -> list[Any]:
         if not key:
             return [gr.skip()] * len(fields)
         return form.show(presets.apply(form.read(values), key, workspace))
 
     @friendly
+    @ctx.allow("configure")
     def save_preset(preset_title: str, **values: Any) -> tuple[str, dict]:
         key = presets.save(workspace, preset_title, form.read(values))
         return (f"Saved as **{key.removeprefix(presets.SAVED_PREFIX)}**; pick it from the preset list to load it.",
                 gr.update(choices=presets.choices(workspace), value=key))
 
     @friendly
+    @ctx.allow("configure")
     def pair_validation(train_path: str) -> str:
         return validation_file_of(train_path, workspace)
 
     @friendly
+    @ctx.allow("configure", otherwise=lambda: (gr.skip(),) * 3)
     def refresh_choices() -> tuple[dict, dict, dict]:
         return (gr.update(choices=presets.choices(workspace)), gr.update(choices=model_choices(workspace)),
                 gr.update(choices=dataset_choices(workspace)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from core.data.reports import ContradictionGroup, LengthSample, StepReport, Vers
 from core.errors import DataError
 from core.models import modeling, templates
 from core.workspace import Workspace
-from studio.context import StudioContext
+from studio.context import Handler, StudioContext
 from studio.errors import friendly
 
 DATASET_COLUMNS = ["Dataset", "Id", "Latest version", "Conversations", "Source file", "Added"]
@@ -282,6 +283,8 @@ class Shared:
     """What the sections of the tab share: the workspace and the components more than one of them updates."""
 
     workspace: Workspace
+    guard: Callable[[Handler], Handler]   # ctx.allow("data"): every handler of this tab needs it
+    max_upload_bytes: int
     table: gr.Dataframe
     dataset: gr.Dropdown
     version: gr.Dropdown      # its value ("demo-clinic-faq/v2") is what every section works on
@@ -390,7 +393,8 @@ class ContradictionPanel:
                 gr.update(choices=resolution_choices(first) if first else [], value=cleaning.KEEP_ALL if first else None))
 
 
-def _contradiction_panel(last_check: gr.State, resolutions: gr.State) -> ContradictionPanel:
+def _contradiction_panel(last_check: gr.State, resolutions: gr.State,
+                         guard: Callable[[Handler], Handler]) -> ContradictionPanel:
     """The panel, wired: picking a group shows it; a choice (or the policy) updates `resolutions`."""
     summary = gr.Markdown(elem_id="ds-groups-summary")
     with gr.Group(visible=False, elem_id="ds-group-panel") as panel:
@@ -401,6 +405,7 @@ def _contradiction_panel(last_check: gr.State, resolutions: gr.State) -> Contrad
         choice = gr.Radio(label="Resolve this group", elem_id="ds-group-choice")
 
     @friendly
+    @guard
     def show_group(group_id: str, checked: LastCheck | None, chosen: dict[str, str]):
         found = next((g for g in checked.groups if g.id == group_id), None) if checked else None
         if found is None:
@@ -408,6 +413,7 @@ def _contradiction_panel(last_check: gr.State, resolutions: gr.State) -> Contrad
         return group_html(found), gr.update(choices=resolution_choices(found), value=chosen.get(group_id, cleaning.KEEP_ALL))
 
     @friendly
+    @guard
     def resolve_group(group_id: str, resolution: str, policy_value: str, checked: LastCheck | None,
                       chosen: dict[str, str]):
         updated = {**(chosen or {}), group_id: resolution} if group_id and resolution else dict(chosen or {})
@@ -443,19 +449,21 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
     cleaning_settings = _cleaning_settings()
     check = gr.Button("Check this version", elem_id="ds-check")
     counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
-    contradictions = _contradiction_panel(last_check, resolutions)
+    contradictions = _contradiction_panel(last_check, resolutions, shared.guard)
     save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
     save_report = gr.Markdown(elem_id="ds-save-report")
     settings = [*cleaning_settings.widgets, contradictions.policy]
     check_outputs = [last_check, resolutions, counts, *contradictions.outputs, shared.lengths_plot]
 
     def import_rows(file_path: str, display_name: str, mapping: formats.CsvMapping | None):
-        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping)
+        created = store.import_upload(workspace, Path(file_path), display_name, mapping=mapping,
+                                      max_bytes=shared.max_upload_bytes)
         message = upload_markdown(store.read_report(workspace, created.dataset_id, 1),
                                   store.read_rejects(workspace, created.dataset_id, 1))
         return (*shared.show_version(created.dataset_id, 1), gr.update(visible=False), "", *[gr.update()] * 3, message)
 
     @friendly
+    @shared.guard
     def upload_file(file_path: str | None, display_name: str):
         if not file_path:
             raise DataError("No file was uploaded.", "Drop a .jsonl, .json or .csv file on the upload area.")
@@ -469,13 +477,13 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
                 f"`{original}` has the columns {', '.join(columns)}: check the mapping below, then **Import CSV**.")
 
     @friendly
+    @shared.guard
     def import_csv(file_path: str, display_name: str, prompt_column: str, response_column: str, system_column: str):
         if not file_path:
             raise DataError("No CSV file is waiting to be imported.", "Upload the CSV file first.")
         return import_rows(file_path, display_name, formats.CsvMapping(prompt_column, response_column, system_column or None))
 
-    @friendly
-    def check_version(selected: str | None, *settings_values: Any):
+    def cleaning_check(selected: str | None, *settings_values: Any):
         options, model_name = _clean_options(*settings_values)
         report = store.check_version(workspace, *_selected(selected), options, model=model_name)
         checked = LastCheck(str(selected), report)
@@ -484,12 +492,16 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
                 lengths_figure(report.lengths))
 
     @friendly
+    @shared.guard
     def check_upload(csv_waiting: str, selected: str | None, *settings_values: Any):
         if csv_waiting:   # an upload that still needs its column mapping: nothing new to check yet
             return tuple(gr.update() for _ in check_outputs)
-        return check_version(selected, *settings_values)
+        return cleaning_check(selected, *settings_values)
+
+    check_version = friendly(shared.guard(cleaning_check))
 
     @friendly
+    @shared.guard
     def save_version(selected: str | None, chosen: dict[str, str], checked: LastCheck | None, *settings_values: Any):
         dataset_id, number = _selected(selected)
         checked_version = checked.version if checked else None
@@ -533,6 +545,7 @@ def _browse(shared: Shared, model: gr.Dropdown) -> gr.Number:
     preview = gr.HTML(elem_id="ds-template-preview")
 
     @friendly
+    @shared.guard
     def sample_rows(selected: str | None, page_number: float, text: str):
         if not selected:
             return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
@@ -540,6 +553,7 @@ def _browse(shared: Shared, model: gr.Dropdown) -> gr.Number:
         return rows_table(shown), number, described
 
     @friendly
+    @shared.guard
     def template_preview(selected: str | None, page_number: float, text: str, model_name: str, template_name: str):
         shown = page_of(_matching(store.read_rows(workspace, *_selected(selected)), text), page_number)[0][:3]
         counter = store.token_counter(workspace, model_name or modeling.DEFAULT_MODEL, template_name or "auto")
@@ -570,6 +584,7 @@ def _rejects(shared: Shared) -> gr.Number:
     restore_report = gr.Markdown(elem_id="ds-restore-report")
 
     @friendly
+    @shared.guard
     def reject_rows(selected: str | None, reason_value: str, page_number: float):
         if not selected:
             return pd.DataFrame(columns=REJECT_COLUMNS), 1, ""
@@ -579,12 +594,14 @@ def _rejects(shared: Shared) -> gr.Number:
         return rejects_table(shown), number, described
 
     @friendly
+    @shared.guard
     def pick_reject(current: str, event: gr.SelectData):
         line = str((event.row_value or [""])[0])
         picked = re.findall(r"\d+", current or "")
         return ", ".join(picked if line in picked or not line.isdigit() else [*picked, line])
 
     @friendly
+    @shared.guard
     def restore_rows(selected: str | None, lines_text: str):
         dataset_id, number = _selected(selected)
         created = store.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
@@ -623,6 +640,7 @@ def _split_and_mix(shared: Shared) -> None:
     split_report = gr.Markdown(elem_id="ds-split-report")
 
     @friendly
+    @shared.guard
     def split_rows(selected: str | None, share: float, seed_value: float | None):
         dataset_id, number = _selected(selected)
         created = store.split_version(workspace, dataset_id, number, float(share), int(seed_value or 0))
@@ -634,6 +652,7 @@ def _split_and_mix(shared: Shared) -> None:
                 f"leakage check: {figures.leaks} validation prompts near-duplicate a training prompt.")
 
     @friendly
+    @shared.guard
     def mix_rows(selected: str | None, other_selected: str | None, ratio_text: str, seed_value: float | None):
         dataset_id, number = _selected(selected)
         other_id, other_number = _selected(other_selected)
@@ -646,7 +665,7 @@ def _split_and_mix(shared: Shared) -> None:
                 f"from {other_id} v{other_number} ({figures.other_available:,} available).")
 
     split.click(split_rows, [version, validation_ratio, seed], [*shared.pickers, split_report], api_name="split_dataset")
-    shared.other.change(friendly(shared.versions_of), shared.other, other_version, api_name="select_other",
+    shared.other.change(friendly(shared.guard(shared.versions_of)), shared.other, other_version, api_name="select_other",
                         show_progress="hidden")
     mix.click(mix_rows, [version, other_version, ratio, seed], [*shared.pickers, split_report], api_name="mix_datasets")
 
@@ -659,7 +678,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
     version_summary = gr.Markdown(elem_id="ds-version-summary")
     with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
         table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
-    shared = Shared(workspace, table, dataset, version,
+    shared = Shared(workspace, ctx.allow("data"), ctx.max_upload_bytes, table, dataset, version,
                     other=gr.Dropdown(label="Other dataset", elem_id="ds-mix-other", render=False),
                     lengths_plot=gr.Plot(elem_id="ds-lengths", label="Token lengths", render=False))
 
@@ -674,12 +693,14 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
             _split_and_mix(shared)
 
     @friendly
+    @ctx.allow("data", otherwise=lambda: (gr.skip(),) * 3)   # on page load: nothing for other roles
     def list_datasets():
         choices = dataset_choices(workspace)
         return (datasets_table(workspace), gr.update(choices=choices, value=choices[-1][1] if choices else None),
                 gr.update(choices=choices))
 
     @friendly
+    @shared.guard
     def select_version(selected: str | None):
         if not selected:
             return "", lengths_figure(None), 1, 1
@@ -687,6 +708,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         return version_markdown(workspace, report), lengths_figure(report.lengths), 1, 1
 
     app.load(list_datasets, None, [table, dataset, shared.other], api_name="list_datasets", show_progress="hidden")
-    dataset.change(friendly(shared.versions_of), dataset, version, api_name="select_dataset", show_progress="hidden")
+    dataset.change(friendly(shared.guard(shared.versions_of)), dataset, version, api_name="select_dataset",
+                   show_progress="hidden")
     version.change(select_version, version, [version_summary, shared.lengths_plot, sample_page, reject_page],
                    api_name="select_version", show_progress="hidden")

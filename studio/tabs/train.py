@@ -160,6 +160,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         return (history_frame(rows), *(gr.Dropdown(choices=choices) for _ in range(4)))
 
     @friendly
+    @ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(view))
     def attach() -> tuple:
         status = jobs.attach()
         if status is None:
@@ -168,6 +169,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         return follow_from_start(status.run_id)
 
     @friendly
+    @ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(view + history_outputs))
     def poll(state: Following) -> tuple:
         if state.run_id is None:
             return tuple(gr.skip() for _ in view + history_outputs)
@@ -180,6 +182,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                 *(list_history() if ended else (gr.skip(),) * len(history_outputs)))
 
     @friendly
+    @ctx.allow("train")
     def start_run(config: dict | None, process_count: int) -> tuple:
         if config is None:
             raise ConfigError("The settings in the Configure tab are not valid yet.", "Fix what it points out, then start.")
@@ -188,12 +191,14 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         return (*follow_from_start(jobs.start(checked, int(process_count or 1))), *list_history())
 
     @friendly
+    @ctx.allow("train")
     def stop_run(state: Following) -> str:
         if not jobs.stop(state.run_id):
             return gr.skip()
         return f"**Stopping** · run `{state.run_id}` — ends after the current step and saves the adapter."
 
     @friendly
+    @ctx.allow("train")
     def resume_run(state: Following, learning_rate: float, max_steps: int, eval_steps: int, save_steps: int) -> tuple:
         changes = {"train.learning_rate": learning_rate, "train.max_steps": max_steps,
                    "train.eval_steps": eval_steps, "train.save_steps": save_steps}
@@ -201,17 +206,20 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         return (*follow_from_start(run_id), *list_history())
 
     @friendly
+    @ctx.allow("view-runs")
     def open_chosen(run_id: str | None) -> tuple:
         if not run_id:
             raise ConfigError("No run chosen.", "Pick a run from the list first.")
         return follow_from_start(run_id)
 
     @friendly
+    @ctx.allow("train")
     def rename_chosen(run_id: str | None, name: str) -> tuple:
         history.rename(workspace, run_id or "", name)
         return ("", *list_history())
 
     @friendly
+    @ctx.allow("train")
     def ask_delete(run_id: str | None) -> tuple:
         if not run_id:
             raise ConfigError("No run chosen.", "Pick a run from the list first.")
@@ -219,11 +227,13 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                 f"Delete run **{run_id}** with its adapter, checkpoints and metrics? Other runs are not touched.")
 
     @friendly
+    @ctx.allow("train")
     def delete_chosen(run_id: str | None) -> tuple:
         history.delete(workspace, run_id or "")
         return (gr.Row(visible=False), *list_history())
 
     @friendly
+    @ctx.allow("view-runs")
     def compare_runs(run_ids: list[str]) -> Any:
         if not run_ids:
             return None
@@ -231,10 +241,13 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                                                    for run_id in run_ids}))
 
     @friendly
+    @ctx.allow("view-runs")
     def diff_runs(run_a: str | None, run_b: str | None) -> pd.DataFrame:
         rows = history.config_diff(workspace, run_a, run_b) if run_a and run_b else []
         return pd.DataFrame([(name, str(a), str(b)) for name, a, b in rows], columns=["Setting", "Run A", "Run B"])
 
+    @friendly
+    @ctx.allow("view-runs")
     def active_status() -> dict | None:
         """The status of the run this studio is training, else of the newest run (None without runs)."""
         status = jobs.attach()
@@ -243,7 +256,8 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     quiet = {"show_progress": "hidden"}
     gr.api(active_status, api_name="train_status", queue=False)
     app.load(attach, None, view, api_name="train_attach", **quiet)
-    app.load(list_history, None, history_outputs, api_name="history_list", **quiet)
+    app.load(ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(history_outputs))(list_history), None,
+             history_outputs, api_name="history_list", **quiet)
     timer.tick(poll, following, view + history_outputs, api_name="train_poll", trigger_mode="always_last", **quiet)
     start.click(start_run, [current_config, processes], view + history_outputs, api_name="train_start")
     stop.click(stop_run, following, status_banner, api_name="train_stop")

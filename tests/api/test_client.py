@@ -15,10 +15,11 @@ def test_status_datasets_and_chat_over_the_api(studio):
     table = client.predict(api_name="/list_datasets")
     assert store.DEMO_DATASET_ID in str(table)
 
-    message, history = client.predict("Say hello.", [], "default", "", 0, 24, api_name="/chat")
+    message, history, _, stats, _ = client.predict("Say hello.", [], [], "base:default", "base:default", False,
+                                                   "", 0, 24, 0.9, 1.1, api_name="/chat")
     assert message == ""
     assert history[-1]["role"] == "assistant"
     reply = history[-1]["content"]
     text = reply if isinstance(reply, str) else "".join(part["text"] for part in reply)
-    assert text.strip() and text != "…"
+    assert text.strip() and text != "…" and "First token after" in stats
 
