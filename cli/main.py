@@ -16,11 +16,14 @@ from types import ModuleType
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cli import ratings  # noqa: E402
 from cli import chat as chat_commands  # noqa: E402
 from cli import evaluate as evaluate_commands  # noqa: E402
 from cli import export as export_commands  # noqa: E402
-from cli import models, users  # noqa: E402
+from cli import (  # noqa: E402
+    models,
+    ratings,  # noqa: E402
+    users,
+)
 from cli import serve as serve_commands  # noqa: E402
 from core import config as run_config  # noqa: E402
 from core.errors import ConfigError, DataError, StudioError  # noqa: E402

@@ -6,7 +6,8 @@ accounts (on 127.0.0.1 only) lets its one user do everything.
     def start_run(...): ...
 
 A guarded handler takes the request as one more argument, so handlers that call each other call the
-plain function, and only the event gets the guarded one.
+plain function, and only the event gets the guarded one. A handler that needs the user itself (the Rate tab:
+a rater rates as the logged-in user) declares a `request: gr.Request` parameter and gets it.
 """
 
 from __future__ import annotations
@@ -69,25 +70,31 @@ def guard(accounts: Users | None, permission: str, handler: Callable[..., Any],
     signature = inspect.signature(handler)
     positional = [parameter for parameter in signature.parameters.values()
                   if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
-    at = len(positional)
+    keeps_request = "request" in signature.parameters
+    at = list(signature.parameters).index("request") if keeps_request else len(positional)
+
+    def without_request(args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return args if keeps_request else (*args[:at], *args[at + 1:])
 
     if inspect.isgeneratorfunction(handler):
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if allowed(args[at]):
-                yield from handler(*args[:at], *args[at + 1:], **kwargs)
+                yield from handler(*without_request(args), **kwargs)
             else:
                 yield otherwise()  # type: ignore[misc]
     else:
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
             if allowed(args[at]):
-                return handler(*args[:at], *args[at + 1:], **kwargs)
+                return handler(*without_request(args), **kwargs)
             return otherwise()  # type: ignore[misc]
     functools.update_wrapper(wrapper, handler)
     del wrapper.__wrapped__   # Gradio must read the signature below, not the handler's
     wrapper.permission = permission  # type: ignore[attr-defined] - the audit in tests/test_access.py reads it
-    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
-    rest = [parameter for parameter in signature.parameters.values() if parameter not in positional]
-    wrapper.__signature__ = signature.replace(parameters=[*positional, request, *rest])  # type: ignore[attr-defined]
+    if not keeps_request:
+        request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
+        rest = [parameter for parameter in signature.parameters.values() if parameter not in positional]
+        signature = signature.replace(parameters=[*positional, request, *rest])
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]
     wrapper.__annotations__ = {**_resolved_hints(handler), "request": gr.Request}
     return wrapper
 

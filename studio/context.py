@@ -47,6 +47,13 @@ class StudioContext:
     def role(self, request: gr.Request | None) -> Role | None:
         return role_of(self.accounts, request)
 
+    def user_name(self, request: gr.Request | None, typed: str) -> str:
+        """Who is acting: the logged-in user where the studio has accounts (a typed name cannot stand in
+        for someone else), otherwise the name typed into the page."""
+        if self.accounts is None:
+            return typed
+        return str(getattr(request, "username", "") or "")
+
     def prepare_in_background(self) -> threading.Thread:
         """Seed the demo dataset now (fast); convert (~30 s, once) and load the default model behind the
         page, so the studio opens at once and the first chat reply does not wait for a model load."""

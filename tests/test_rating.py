@@ -422,3 +422,11 @@ def test_the_job_runner_generates_in_its_own_process_and_a_run_report_gets_the_s
     text = "\n".join(summary.lines())
     assert f"{run_key} vs {base_key}: wins 100%" in text and "agreement on preference" in text
     json.dumps(summary.to_json())   # plain JSON for the run report
+
+    from core.evaluation.report import build_report
+
+    report = build_report(workspace, run_folder.run_id).markdown   # the run's report and its model cards say it too
+    assert "Base vs tuned: this run against the other side" in report and "| 100% (95% CI 61%–100%, 6 of 6) |" in report
+    assert "1 session(s), 2 rater(s), 6 ratings" in report
+    card = results.card_summary(workspace, run_folder.run_id)
+    assert card[f"Against {base_key} (Base vs tuned)"].startswith("wins 100%")

@@ -11,11 +11,8 @@ base-vs-tuned examples (largest gains and losses), and human ratings.
 Self-contained: no script, stylesheet, font or image is fetched from anywhere; the charts are inline SVG
 drawn here (in the Markdown, the same SVG as a data: image).
 
-Human ratings (issue 11, core.rating): `ratings_summary(workspace, run_id)` below is the hook. It returns
-None until rating sessions exist; wire it by making it return core.rating's summary of the sessions that
-rated this run, converted to a RatingsSummary (titled tables of figures with intervals, and notes such as
-agreement). core.rating must stay below core.evaluation in the import layers (pyproject.toml) for that.
-Callers may also pass `ratings=` explicitly.
+Human ratings come from every rating session that rated the run (core.rating.results.summary_for_run): its
+mean scores and pass rates with 95% intervals, the run's pairwise wins, and how far the raters agreed.
 """
 
 from __future__ import annotations
@@ -32,6 +29,7 @@ from core.config import to_yaml
 from core.data import store
 from core.errors import StudioError
 from core.evaluation import results
+from core.rating import results as rating_results
 from core.runs import metrics as run_metrics
 from core.runs import records
 from core.workspace import Workspace, atomic_write_text, now_iso, read_json
@@ -59,8 +57,50 @@ class RatingsSummary:
 
 
 def ratings_summary(workspace: Workspace, run_id: str) -> RatingsSummary | None:
-    """THE HOOK for human ratings (see the module doc): None until core.rating provides a summary."""
-    return None
+    """What the rating sessions that rated run `run_id` found, as the report shows it; None if none did."""
+    found = rating_results.summary_for_run(workspace, run_id)
+    if found is None:
+        return None
+    raters = {row.rater for rated in found.sessions for row in rated.raters}
+    total = sum(rated.ratings for rated in found.sessions)
+    tables, notes = [], []
+    for rated in found.sessions:
+        session = rated.session
+        label = {criterion.name: criterion.label for criterion in session.criteria}
+        if rated.scores:
+            tables.append(RatingsTable(f"{session.name}: mean scores", ["Criterion", "Model", "Mean", "95% CI", "Items"], [
+                [label[row.criterion], row.model, _figure(row.mean.value), _interval(row.mean.low, row.mean.high),
+                 row.mean.n] for row in rated.scores]))
+        passes = [row for row in rated.choices if row.category == rating_results.ALL_PROMPTS]
+        if passes:
+            tables.append(RatingsTable(f"{session.name}: pass rates", ["Criterion", "Model", "Passed", "95% CI",
+                                                                        "Ratings"], [
+                [label[row.criterion], row.model, _percent(row.passed.rate), _interval(row.passed.low, row.passed.high,
+                                                                                        percent=True),
+                 row.passed.total] for row in passes]))
+        wins = [row for row in rated.wins if row.model == found.model]
+        if wins:
+            tables.append(RatingsTable(f"{session.name}: this run against the other side", [
+                "Criterion", "Against", "Wins", "Ties", "Losses"], [
+                [label[row.criterion], row.opponent, row.wins.words(), row.ties.words(), row.losses.words()]
+                for row in wins]))
+        for agreed in rated.agreement:
+            alpha = agreed.alpha
+            value = f"α = {alpha.value:.2f} ({alpha.level}, {alpha.items} items). " if alpha.value is not None else ""
+            notes.append(f"{session.name}, agreement on {label[agreed.criterion]}: {value}{alpha.words}")
+    title = (f"{len(found.sessions)} session(s), {len(raters)} rater(s), {total} ratings. Raters never saw which "
+             "model wrote a response.")
+    return RatingsSummary(title, tables, notes)
+
+
+def _interval(low: float | None, high: float | None, percent: bool = False) -> str:
+    if low is None or high is None:
+        return "–"
+    return f"{_percent(low)} to {_percent(high)}" if percent else f"{low:.2f} to {high:.2f}"
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{share:.0%}"
 
 
 @dataclass(frozen=True)

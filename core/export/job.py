@@ -19,6 +19,7 @@ from core.evaluation import results
 from core.export import adapter, card, formats, gguf, merge, quantise, records, source
 from core.export.steps import Steps
 from core.progress import Progress
+from core.rating import results as rating_results
 from core.workspace import ExportFolder, Workspace, now_iso
 
 STEP_COUNTS = {"adapter": adapter.STEPS, "merged": merge.STEPS, "int8": merge.STEPS + quantise.STEPS,
@@ -34,7 +35,8 @@ def run(workspace: Workspace, folder: Path, settings: dict[str, Any], progress: 
     try:
         verification, files = _build(workspace, made_from, export, chosen.key, steps, settings)
         text = card.render(card.CardFacts(export.export_id, chosen, made_from, verification, files, now_iso()),
-                           evaluation=results.card_summary(workspace, settings["run_id"]))
+                           evaluation=results.card_summary(workspace, settings["run_id"]),
+                           ratings=rating_results.card_summary(workspace, settings["run_id"]))
         export.card.write_text(text, encoding="utf-8")
         if chosen.key == "adapter":
             verification = {**verification, **adapter.pack(export, text, steps)}

@@ -248,3 +248,26 @@ def summary_for_run(workspace: Workspace, run_id: str) -> RunRatings | None:
              if model in session.models and session.ready]
     rated = [results for results in rated if results.ratings]
     return RunRatings(run_id, model, rated) if rated else None
+
+
+def card_summary(workspace: Workspace, run_id: str) -> dict[str, str] | None:
+    """The run's human ratings in a few lines for a model card (core.export.card); None if no session rated it."""
+    found = summary_for_run(workspace, run_id)
+    if found is None:
+        return None
+    summary = {"Rating sessions": "; ".join(f"{results.session.name}: {results.ratings} ratings by "
+                                            f"{len(results.raters)} rater(s), blind" for results in found.sessions)}
+    for results in found.sessions:
+        name = results.session.name
+        label = {criterion.name: criterion.label for criterion in results.session.criteria}
+        for score in results.scores:
+            if score.model == found.model:
+                summary[f"{label[score.criterion]} ({name})"] = score.mean.words()
+        for choice in results.choices:
+            if choice.model == found.model and choice.category == ALL_PROMPTS:
+                summary[f"{label[choice.criterion]} pass rate ({name})"] = choice.passed.words()
+        for win in results.wins:
+            if win.model == found.model:
+                summary[f"Against {win.opponent} ({name})"] = (f"wins {win.wins.words()}, ties {win.ties.words()}, "
+                                                               f"losses {win.losses.words()}")
+    return summary

@@ -3,7 +3,9 @@
 Three inner tabs: **Rate responses** (this module: the rating panel a rater works in), **Sessions** (rate_sessions:
 create a session, follow its generation job) and **Results** (rate_results: scores, win rates, agreement,
 exports, hard examples). The rater's name and session are kept in the browser (gr.BrowserState), so a
-reload comes back to where they left off; keyboard shortcuts come from assets/rate_keys.js.
+reload comes back to where they left off; keyboard shortcuts come from assets/rate_keys.js. Where the studio
+has accounts, a rater rates as the logged-in user (the name box shows it and cannot be changed), so an
+annotator sees and changes only their own ratings; Sessions and Results are an admin's (manage-ratings).
 
 The panel's events are also the API: /rate_open (session, rater) shows where a rater left off,
 /rate_save (session, rater, item, one value per criterion, comment, corrected answer) saves and moves on,
@@ -16,6 +18,7 @@ import html
 
 import gradio as gr
 
+from core.accounts.users import may
 from core.errors import ConfigError
 from core.rating import queue, ratings, sessions
 from core.rating.criteria import COMMENT, CORRECTED, MAX_CRITERIA
@@ -44,14 +47,15 @@ def browser_memory() -> gr.BrowserState:
 
 def build(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserState) -> None:
     sessions_changed = gr.State(0)   # bumped when sessions are created, finish generating or are deleted
-    with gr.Tabs(elem_id="rate-tabs"):
-        with gr.Tab("Rate responses", id="rate-rate", elem_id="rate-tab-rate"):
+    with gr.Tabs(elem_id="rate-tabs") as inner_tabs:
+        with gr.Tab("Rate responses", id="rate-rate", elem_id="rate-tab-rate") as rating_tab:
             _rating_panel(ctx, app, remembered)
         with gr.Tab("Sessions", id="rate-sessions", elem_id="rate-tab-sessions") as sessions_tab:
             session_pickers = rate_sessions.build(ctx, sessions_tab, sessions_changed)
         with gr.Tab("Results", id="rate-results", elem_id="rate-tab-results") as results_tab:
             results_picker = rate_results.build(ctx)
 
+    @ctx.allow("manage-ratings")
     def refresh() -> tuple:
         every = [(session.label(), session.id) for session in sessions.list_sessions(ctx.workspace)]
         return gr.Dropdown(choices=ready_choices(ctx)), *(gr.Dropdown(choices=every) for _ in session_pickers)
@@ -60,6 +64,15 @@ def build(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserState) -> No
     quiet = {"show_progress": "hidden"}
     sessions_changed.change(friendly(refresh), None, pickers, api_name="rate_refresh_sessions", **quiet)
     gr.on([sessions_tab.select, results_tab.select], friendly(refresh), None, pickers, api_name=False, **quiet)
+
+    def pages_for(request: gr.Request) -> tuple:
+        """An annotator sees only the rating panel (the handlers refuse the rest in any case)."""
+        manages = may(ctx.role(request), "manage-ratings")
+        return (gr.Tabs() if manages else gr.Tabs(selected="rate-rate"), gr.Tab(visible=may(ctx.role(request), "rate")),
+                gr.Tab(visible=manages), gr.Tab(visible=manages))
+
+    app.load(friendly(pages_for), None, [inner_tabs, rating_tab, sessions_tab, results_tab],
+             api_name="rate_pages_for_role", show_progress="hidden")
 
 
 def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserState) -> None:
@@ -90,29 +103,35 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
     shown = [status, panel, response_a, response_b, *scales, comment, corrected, item, back, save]
 
     @friendly
-    def restore(saved: dict | None) -> tuple:
+    @ctx.allow("rate", otherwise=lambda: tuple(gr.skip() for _ in range(3 + len(shown))))
+    def restore(saved: dict | None, request: gr.Request) -> tuple:
         """A (re)loaded page: the remembered name and session, and where this rater left off; with nothing
-        remembered, the hint (what was typed meanwhile is left alone)."""
+        remembered, the hint (what was typed meanwhile is left alone). With accounts, the name is the login."""
         saved = saved or {}
+        logged_in = ctx.user_name(request, "") if ctx.accounts is not None else ""
+        name = logged_in or saved.get("rater", "")
+        name_box = gr.Textbox(value=logged_in, interactive=False) if logged_in else name or gr.skip()
         choices = ready_choices(ctx)
         chosen = saved.get("session") if saved.get("session") in {value for _, value in choices} else None
-        if chosen and saved.get("rater"):
-            return (saved["rater"], gr.Dropdown(choices=choices, value=chosen), choices,
-                    *render(queue.current(workspace, chosen, saved["rater"])))
-        return (saved.get("rater") or gr.skip(), gr.Dropdown(choices=choices), choices, START_HINT,
-                *(gr.skip() for _ in shown[1:]))
+        if chosen and name:
+            return (name_box, gr.Dropdown(choices=choices, value=chosen), choices,
+                    *render(queue.current(workspace, chosen, name)))
+        return (name_box, gr.Dropdown(choices=choices), choices, START_HINT, *(gr.skip() for _ in shown[1:]))
 
     @friendly
-    def open_session(session_id: str | None, rater_name: str) -> tuple:
+    @ctx.allow("rate")
+    def open_session(session_id: str | None, rater_name: str, request: gr.Request) -> tuple:
         if not session_id:
             raise ConfigError("No session chosen.", "Pick a session from the list (an admin creates them under Sessions).")
-        view = queue.current(workspace, session_id, rater_name)
+        view = queue.current(workspace, session_id, ctx.user_name(request, rater_name))
         return (*render(view), {"rater": view.rater, "session": session_id})
 
     @friendly
+    @ctx.allow("rate")
     def save_and_next(session_id: str, rater_name: str, item_number: float | None, criterion_1: str | None,
                       criterion_2: str | None, criterion_3: str | None, criterion_4: str | None, comment_text: str,
-                      corrected_answer: str) -> tuple:
+                      corrected_answer: str, request: gr.Request) -> tuple:
+        rater_name = ctx.user_name(request, rater_name)
         chosen = (criterion_1, criterion_2, criterion_3, criterion_4)
         given = {c.name: value for c, value in zip(sessions.ready(workspace, session_id).criteria, chosen)}
         ratings.submit(workspace, session_id, int(item_number or 0), rater_name,
@@ -120,11 +139,14 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
         return render(queue.following(workspace, session_id, rater_name, int(item_number or 0)))
 
     @friendly
-    def go_back(session_id: str, rater_name: str, item_number: float | None) -> tuple:
+    @ctx.allow("rate")
+    def go_back(session_id: str, rater_name: str, item_number: float | None, request: gr.Request) -> tuple:
+        rater_name = ctx.user_name(request, rater_name)
         if not item_number:
             return render(queue.last(workspace, session_id, rater_name))
         return render(queue.preceding(workspace, session_id, rater_name, int(item_number)))
 
+    @ctx.allow("rate", otherwise=lambda: (gr.skip(), gr.skip()))
     def list_ready(known: list) -> tuple:
         """Sessions that became ready since the page listed them (redrawing the list only then, so a
         click on an option is never lost to a redraw)."""

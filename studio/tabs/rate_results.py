@@ -62,8 +62,7 @@ def build(ctx: StudioContext) -> gr.Dropdown:
         imported = gr.Markdown(elem_id="rate-import-result")
     shown = [summary, scores, distribution, wins, choices, agreed, disagreements, hard]
 
-    @friendly
-    def show(session_id: str | None) -> tuple:
+    def view(session_id: str | None) -> tuple:
         if not session_id:
             return ("Pick a session to see its results.", *(None for _ in shown[1:]))
         found = results.session_results(workspace, session_id)
@@ -86,14 +85,16 @@ def build(ctx: StudioContext) -> gr.Dropdown:
         return str(path)
 
     @friendly
+    @ctx.allow("manage-ratings")
     def import_ratings(session_id: str | None, file_path: str | None) -> tuple:
         if not file_path:
             return gr.skip(), *(gr.skip() for _ in shown)
         result = exchange.import_file(workspace, _chosen(session_id), Path(file_path))
         skipped = f" ({result.skipped_empty} empty comment cells skipped)" if result.skipped_empty else ""
-        return f"**Imported** {result.written} ratings from *{Path(file_path).name}*{skipped}.", *show(session_id)
+        return f"**Imported** {result.written} ratings from *{Path(file_path).name}*{skipped}.", *view(session_id)
 
     @friendly
+    @ctx.allow("manage-ratings")
     def send_hard(session_id: str | None, numbers: str) -> str:
         try:
             items = [int(part) for part in numbers.replace(",", " ").split()] or None
@@ -104,16 +105,21 @@ def build(ctx: StudioContext) -> gr.Dropdown:
                 "your training data in the **Data** tab.")
 
     quiet = {"show_progress": "hidden"}
+    show = friendly(ctx.allow("manage-ratings")(view))
     gr.on([session.change, refresh.click], show, session, shown, api_name="rate_results", **quiet)
+
     @friendly
+    @ctx.allow("manage-ratings")
     def ratings_csv(session_id: str | None) -> str:
         return export(session_id, ".csv")
 
     @friendly
+    @ctx.allow("manage-ratings")
     def ratings_jsonl(session_id: str | None) -> str:
         return export(session_id, ".jsonl")
 
     @friendly
+    @ctx.allow("manage-ratings")
     def preference_pairs(session_id: str | None) -> str:
         return export(session_id, "pairs")
 

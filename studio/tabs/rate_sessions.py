@@ -132,6 +132,7 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
         return (note or text, gr.Timer(active=active), gr.Dropdown(value=session_id), table_rows())
 
     @friendly
+    @ctx.allow("manage-ratings")
     def create_session(session_name: str, keys: list[str] | None, kind: str, where: str, version: str | None,
                        file_path: str | None, other: str | None, most: float | None, per_item: float | None,
                        limit: float | None, names: list[str] | None, own: str, changed: int) -> tuple:
@@ -143,6 +144,7 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
         return (*followed_view(session.id, note), changed + 1)
 
     @friendly
+    @ctx.allow("manage-ratings")
     def poll(session_id: str | None, changed: int) -> tuple:
         text, active = describe(session_id)
         if active:
@@ -150,11 +152,13 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
         return text, gr.Timer(active=False), gr.skip(), table_rows(), changed + 1
 
     @friendly
+    @ctx.allow("manage-ratings")
     def show(session_id: str | None) -> tuple:
         text, active = describe(session_id)
         return text, gr.Timer(active=active)
 
     @friendly
+    @ctx.allow("manage-ratings")
     def generate_again(session_id: str | None) -> tuple:
         session = sessions.get(workspace, _chosen(session_id))
         if session.ready:
@@ -162,30 +166,36 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
         return followed_view(session.id, start(session))[:2]
 
     @friendly
+    @ctx.allow("manage-ratings")
     def cancel_generation(session_id: str | None) -> str:
         if not jobs.cancel_job(workspace.rating_folder(_chosen(session_id)).root):
             return "Nothing is being generated for this session."
         return "**Cancelling** · the models already answered are kept; press **Generate again** to finish later."
 
     @friendly
+    @ctx.allow("manage-ratings")
     def ask_delete(session_id: str | None) -> tuple:
         session = sessions.get(workspace, _chosen(session_id))
         return gr.Row(visible=True), f"Delete session **{session.name}** with all its responses and ratings?"
 
     @friendly
+    @ctx.allow("manage-ratings")
     def delete_session(session_id: str | None, changed: int) -> tuple:
         if describe(_chosen(session_id))[1]:
             raise JobBusyError("Its responses are being generated right now.", "Cancel the generation first.")
         sessions.delete(workspace, session_id or "")
         return gr.Row(visible=False), "", gr.Dropdown(value=None), table_rows(), changed + 1
 
+    @ctx.allow("manage-ratings")
     def show_source(where: str) -> tuple:
         return (gr.Dropdown(visible=where == "dataset", choices=_dataset_choices(ctx) if where == "dataset" else None),
                 gr.File(visible=where == "file"), gr.Dropdown(visible=where == "session"))
 
+    @ctx.allow("manage-ratings")
     def lists() -> tuple:
         return gr.Dropdown(choices=[(c.label, c.key) for c in choices.available(workspace)]), table_rows()
 
+    @ctx.allow("manage-ratings")
     def criteria_for(kind: str) -> Any:
         return gr.CheckboxGroup(CRITERIA_CHOICES[kind], value=[value for _, value in CRITERIA_CHOICES[kind]])
 

@@ -11,6 +11,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError, AuthenticationError
 from support import REPO, RunningStudio, workspace_with_default_model
+from tiny import build_tiny_model
 
 from core.accounts.users import Users
 
@@ -66,6 +67,28 @@ def test_each_role_may_do_only_its_part(shared_studio: RunningStudio):
     assert all(password not in log for password in PASSWORDS.values())
 
 
+def test_a_rater_rates_as_who_logged_in_and_only_admins_manage_sessions(shared_studio: RunningStudio):
+    from core.rating import generation, ratings, sessions
+    from core.workspace import Workspace
+
+    workspace = Workspace.open(shared_studio.workspace)
+    build_tiny_model(workspace.model_dir("tiny-rate"), seed=1)
+    session = sessions.create(workspace, sessions.SessionSpec("Roles", ["base:tiny-rate"], max_prompts=2,
+                                                              max_new_tokens=4))
+    generation.generate(workspace, session.id)
+    admin, rater, viewer = (as_user(shared_studio, name) for name in ("ana", "rui", "vic"))
+
+    item = rater.predict(session.id, "ana", api_name="/rate_open")[9]   # a typed name cannot stand in for ana
+    rater.predict(session.id, "ana", item, "3", "2", "safe", None, "", "", api_name="/rate_save")
+    assert {entry.rater for entry in ratings.read_all(workspace, session.id)} == {"rui"}
+    for endpoint in ("/rate_results", "/rate_export_csv", "/rate_generate_again", "/rate_delete"):
+        with pytest.raises(AppError, match="Your role \\(annotator\\) does not allow"):
+            rater.predict(session.id, *([0] if endpoint == "/rate_delete" else []), api_name=endpoint)
+    with pytest.raises(AppError, match="Your role \\(viewer\\) does not allow"):
+        viewer.predict(session.id, "vic", api_name="/rate_open")
+    assert "rui (1 rated)" in admin.predict(session.id, api_name="/rate_results")[0]
+
+
 def test_every_event_names_the_permission_it_needs(tmp_path: Path):
     from core.workspace import Workspace
     from studio.app import build_app
@@ -76,6 +99,7 @@ def test_every_event_names_the_permission_it_needs(tmp_path: Path):
     app = build_app(StudioContext.create(Workspace.open(tmp_path / "ws"), users))
     # Events that reveal and change nothing: the header, page-number arithmetic, closing a dialog.
     harmless = {"studio_status", "pages_for_role", "history_delete_cancel", "chat_clear", "sample_prev", "sample_next",
+                "rate_delete_cancel", "rate_pages_for_role",
                 "eval_pick", "show_upload",
                 "reject_prev", "reject_next"}
     named = [(block.api_name if block.api_name not in (None, False, "false") else block.fn.__name__, block.fn)
