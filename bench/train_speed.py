@@ -209,12 +209,13 @@ def child_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     """HF Trainer + peft set up as the recipe says; its adapter saved for the validation loss."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer, TrainingArguments, set_seed
 
     recipe = TRAINER_RECIPES[spec["recipe"]]
     torch.set_num_threads(spec["threads"])
     tokenizer, data = examples(spec)
     workspace = Workspace.open(spec["workspace"])
+    set_seed(42)  # as our engine does before it creates the adapter: the same LoRA initialisation
     model = modeling.load_model(modeling.DEFAULT_MODEL, workspace, dtype=recipe.base_dtype)
     attention = model.config._attn_implementation
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
@@ -248,7 +249,7 @@ def child_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     check = per_conversation_check(trainer.model, collate, seen["first"], recipe.bf16) if recipe.flatten else None
     trainer.model.save_pretrained(output / "adapter")
     return {"tokens_per_s": seen["real"] / seconds, "train_s": seconds, "real_tokens": seen["real"],
-            "padding_share": 1 - seen["real"] / seen["slots"], "final_loss": result.training_loss,
+            "padding_share": 1 - seen["real"] / seen["slots"], "mean_loss": result.training_loss,
             "precision": "bf16" if recipe.bf16 else "fp32", "attention": attention, "check": check,
             "validation_loss": validation_loss(spec, output / "adapter"), "peak_rss_mb": peak}
 
@@ -271,14 +272,15 @@ def per_conversation_check(model, collate, features: list[dict[str, Any]], bf16:
 def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """The studio's engine with its defaults, as the CLI and the studio run it."""
     from core.jobs import runner
-    from core.runs import records
+    from core.runs import metrics, records
 
     workspace = Workspace.open(spec["workspace"])
     folder = records.create(workspace, run_config(spec))
     summary = runner.run_job(folder, workspace)
     peak = peak_rss_mb()
+    losses = [record["loss"] for record in metrics.read_all(folder.metrics) if "loss" in record]
     return {"tokens_per_s": summary["tokens_per_s"], "train_s": summary["train_s"],
-            "real_tokens": summary["tokens_trained"], "padding_share": 0.0, "final_loss": summary["final_loss"],
+            "real_tokens": summary["tokens_trained"], "padding_share": 0.0, "mean_loss": sum(losses) / len(losses),
             "precision": summary["precision"], "attention": "per conversation", "check": None,
             "validation_loss": validation_loss(spec, folder.adapter), "peak_rss_mb": peak}
 
@@ -430,7 +432,7 @@ def main() -> None:
         ("real tokens/s (training steps)", [f"{run['tokens_per_s']:.1f}" for run in runs]),
         ("training-step time, s", [f"{run['train_s']:.1f}" for run in runs]),
         ("subprocess wall time, s", [f"{run['wall_s']:.1f}" for run in runs]),
-        ("final training loss", [f"{run['final_loss']:.4f}" for run in runs]),
+        ("training loss, mean of all steps", [f"{run['mean_loss']:.4f}" for run in runs]),
         ("validation loss (fp32)", [f"{run['validation_loss']:.4f}" for run in runs]),
         ("peak RSS while training, MB", [f"{run['peak_rss_mb']:.0f}" for run in runs]),
         ("useful GFLOP/s", [f"{flops / run['train_s'] / 1e9:.1f}" for run in runs]),
