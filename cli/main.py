@@ -26,7 +26,7 @@ from cli import (  # noqa: E402
 )
 from cli import serve as serve_commands  # noqa: E402
 from core import config as run_config  # noqa: E402
-from core.errors import ConfigError, DataError, StudioError  # noqa: E402
+from core.errors import ConfigError, DataError, DiskFullError, StudioError, classify  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 
 EXIT_FAILURE, EXIT_BAD_INPUT = 1, 2
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=7860)
     ui.add_argument("--users", type=Path, help="a users file (lora-studio users add): log-ins with roles")
     ui.add_argument("--max-upload-mb", type=int, default=512, help="largest dataset upload in MB (default 512)")
+    ui.add_argument("--allow-path", type=Path, action="append", default=[], metavar="FOLDER",
+                    help="with --users: a folder beside the workspace that model and data paths typed into the UI "
+                         "may point into (repeatable)")
     ui.add_argument("--open-without-accounts", action="store_true",
                     help="listen on a network address without --users (anyone who reaches the port can do everything)")
 
@@ -245,7 +248,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
                               "or listen on 127.0.0.1, or pass --open-without-accounts if you really mean it.")
         print(f"WARNING: listening on {args.host} without accounts: anyone who reaches port {args.port} can do "
               "everything.", file=sys.stderr, flush=True)
-    launch(_workspace(args), host=args.host, port=args.port, accounts=accounts, max_upload_mb=args.max_upload_mb)
+    launch(_workspace(args), host=args.host, port=args.port, accounts=accounts, max_upload_mb=args.max_upload_mb,
+           allowed_paths=args.allow_path)
     return 0
 
 
@@ -271,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as error:   # a full disk gets its words; any other OSError stays a bug to report
+        known = classify(error, "The command")
+        if not isinstance(known, DiskFullError):
+            raise
+        print(f"error: {known}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 from core.errors import ConfigError
 
 DEFAULT_MODEL = "default"
+MAX_COUNT = 10**9   # steps and cadences: beyond any real run, and within what torch and the scheduler take
 
 
 class _Section(BaseModel):
@@ -96,7 +97,7 @@ class TrainSection(_Section):
     learning_rate: float = Field(2e-4, gt=0, le=1.0, description=(
         "How big each update step is. 1e-4 to 3e-4 is typical for LoRA; too high makes the loss jump."))
     epochs: float = Field(3.0, gt=0, le=1000, description="How many times the model sees the whole dataset.")
-    max_steps: int = Field(-1, ge=-1, description=(
+    max_steps: int = Field(-1, ge=-1, le=MAX_COUNT, description=(
         "Stop after this many optimizer steps; -1 lets 'epochs' decide."))
     batch_size: int = Field(4, ge=1, le=4096, description=(
         "Conversations per step (per process when several GPUs train together). Larger is smoother "
@@ -105,7 +106,8 @@ class TrainSection(_Section):
         "Adds up several batches before each update: a larger effective batch without more memory."))
     warmup_ratio: float = Field(0.1, ge=0.0, le=0.5, description=(
         "Share of the steps over which the learning rate ramps up from zero, for a calm start."))
-    max_grad_norm: float = Field(1.0, gt=0, description="Clips oversized updates, against sudden loss spikes.")
+    max_grad_norm: float = Field(1.0, gt=0, allow_inf_nan=False, description=(
+        "Clips oversized updates, against sudden loss spikes."))
     scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description=(
         "How the learning rate falls after warm-up."))
     max_seq_length: int = Field(1024, ge=16, le=131072, title="Max length (tokens)", description=(
@@ -121,9 +123,9 @@ class TrainSection(_Section):
     keyword_loss_weight: float = Field(2.0, ge=0.0, le=100.0, title="Keyword weight", description=(
         "How much the domain keywords' answer tokens count in the loss compared with other answer "
         "tokens (1: the same)."))
-    seed: int = Field(42, ge=0, description="Makes runs repeatable: the same seed gives the same result.")
-    eval_steps: int = Field(50, ge=0, description="Measure validation loss every N steps (0: only at the end).")
-    save_steps: int = Field(100, ge=0, description=(
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Makes runs repeatable: the same seed gives the same result.")
+    eval_steps: int = Field(50, ge=0, le=MAX_COUNT, description="Measure validation loss every N steps (0: only at the end).")
+    save_steps: int = Field(100, ge=0, le=MAX_COUNT, description=(
         "Save a checkpoint every N steps, to resume after a crash (0: only when the run is stopped)."))
     save_total_limit: int = Field(2, ge=1, le=100, description="How many checkpoints to keep on disk.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(

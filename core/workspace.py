@@ -30,6 +30,7 @@ import shutil
 import sqlite3
 import tempfile
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,12 @@ def safe_id(name: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def is_within(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path`, with links and `..` resolved, lies inside one of `roots`."""
+    resolved = Path(path).expanduser().resolve()
+    return any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

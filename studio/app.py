@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,9 @@ def _checkpoint_jobs_on_sigterm(ctx: StudioContext) -> None:
 
 
 def launch(workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, accounts: Users | None = None,
-           max_upload_mb: int = MAX_UPLOAD_MB) -> None:
+           max_upload_mb: int = MAX_UPLOAD_MB, allowed_paths: Sequence[Path] = ()) -> None:
     _log_to_workspace(workspace)
-    ctx = StudioContext.create(workspace, accounts, max_upload_mb * 2**20)
+    ctx = StudioContext.create(workspace, accounts, max_upload_mb * 2**20, allowed_paths)
     ctx.prepare_in_background()
     app = build_app(ctx)
     _checkpoint_jobs_on_sigterm(ctx)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -31,13 +32,20 @@ class StudioContext:
     jobs: JobManager
     accounts: Users | None = None   # None: no log-in, one user on this machine
     max_upload_bytes: int = formats.MAX_UPLOAD_BYTES
+    allowed_paths: tuple[Path, ...] = ()   # folders beside the workspace that typed paths may point into
 
     @classmethod
     def create(cls, workspace: Workspace, accounts: Users | None = None,
-               max_upload_bytes: int = formats.MAX_UPLOAD_BYTES) -> StudioContext:
+               max_upload_bytes: int = formats.MAX_UPLOAD_BYTES, allowed_paths: Sequence[Path] = ()) -> StudioContext:
         lock = DeviceLock(workspace)
         return cls(workspace=workspace, lock=lock, chat=ChatEngine(workspace, lock), jobs=JobManager(workspace, lock),
-                   accounts=accounts, max_upload_bytes=max_upload_bytes)
+                   accounts=accounts, max_upload_bytes=max_upload_bytes, allowed_paths=tuple(allowed_paths))
+
+    @property
+    def path_roots(self) -> tuple[Path, ...] | None:
+        """Where paths typed into the UI may point besides the workspace (core.planning.preflight): only
+        there in a shared studio (with accounts); anywhere for the one user of a studio on 127.0.0.1."""
+        return self.allowed_paths if self.accounts is not None else None
 
     def allow(self, permission: str, otherwise: Callable[[], Any] | None = None) -> Callable[[Handler], Handler]:
         """Decorator: the handler refuses users whose role lacks `permission` (studio.access); with

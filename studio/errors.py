@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.errors import StudioError
+from core.errors import DiskFullError, StudioError, classify
 
 log = logging.getLogger("lora_studio")
 
@@ -27,6 +27,9 @@ def without_server_paths(message: str) -> str:
 
 
 def _as_gradio_error(error: Exception) -> gr.Error:
+    if isinstance(error, OSError) and isinstance(known := classify(error, "Saving"), DiskFullError):
+        log.error("Disk full: %s", error)
+        error = known
     if isinstance(error, StudioError):
         log.info("Refused or failed: %s", error)
         return gr.Error(without_server_paths(str(error)), title=f"{error.kind.capitalize()} problem")

@@ -77,6 +77,19 @@ class RunningStudio:
                 time.sleep(0.3)
         raise TimeoutError(f"studio did not answer within {timeout} s:\n{self.log.read_text()}")
 
+    def kill_with_jobs(self) -> None:
+        """SIGKILL the studio and every process it started (its jobs), as a power cut or the OOM killer would."""
+        import psutil
+
+        family = psutil.Process(self.process.pid).children(recursive=True)   # before they lose their parent
+        self.process.kill()
+        self.process.wait(timeout=30)
+        for child in family:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+
     def stop(self) -> None:
         self.process.terminate()
         try:

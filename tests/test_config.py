@@ -95,3 +95,20 @@ def test_set_reads_numbers_lists_and_null_where_the_field_wants_them():
                                       "lora.target_modules=[q_proj,v_proj]", "data.validation_path=null"])
     assert (built.name, built.data.system_prompt, built.lora.r) == ("2024", "yes", 8)
     assert built.lora.target_modules == ["q_proj", "v_proj"] and built.data.validation_path is None
+
+
+def test_nan_infinity_and_absurd_counts_are_refused_naming_the_field():
+    import math
+
+    defaults = config.RunConfig()
+    data = defaults.model_dump(mode="json")
+    numeric = [name for name, value in config.flat_values(defaults).items()
+               if isinstance(value, int | float) and not isinstance(value, bool)]
+    assert "train.learning_rate" in numeric and "train.seed" in numeric
+    for name in numeric:
+        for bad in (math.nan, math.inf, -math.inf):   # what an API client can send where a form has a number box
+            with pytest.raises(ConfigError, match=f"'{name}'"):
+                config.validate(config.with_value(data, name, bad))
+    for name in ("train.max_steps", "train.seed", "train.eval_steps", "train.save_steps"):
+        with pytest.raises(ConfigError, match=f"'{name}'.*must be ≤"):   # torch's seed and step counters overflow
+            config.validate(config.with_value(data, name, 10**30))

@@ -207,3 +207,37 @@ def test_hard_examples_accumulate_with_lineage_and_a_repeated_prompt_takes_the_n
     report = store.read_report(workspace, store.HARD_EXAMPLES_ID, 2)
     assert report.rows_read == report.kept + report.rejected == 3 and report.kind == "hard-examples"
     assert store.HARD_EXAMPLES_ID in {dataset.id for dataset in store.list_datasets(workspace)}
+
+
+def test_a_full_disk_is_said_in_words_and_leaves_what_was_stored(workspace: Workspace, tmp_path: Path, monkeypatch,
+                                                                 capsys: pytest.CaptureFixture[str]):
+    import errno
+
+    import gradio as gr
+
+    from cli.main import main
+    from studio.errors import friendly
+
+    kept = upload(workspace, tmp_path, MESSY)
+    before = store.read_rows(workspace, kept.dataset_id, 1)
+    no_model_needed = cleaning.CleanOptions(steps=tuple(step for step in cleaning.STEPS if step != "too_long"))
+
+    def full(path: Path, rows) -> str:   # the writer of every data file, on a disk with no space left
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(store, "_write_jsonl", full)
+    with pytest.raises(gr.Error, match="the disk is full") as refused:   # what the Data tab shows
+        friendly(upload)(workspace, tmp_path, MESSY, file_name="second.jsonl")
+    assert str(tmp_path) not in str(refused.value)
+    with pytest.raises(gr.Error, match="Free some space"):
+        friendly(store.clean_version)(workspace, kept.dataset_id, 1, no_model_needed)
+    assert [summary.id for summary in store.list_datasets(workspace)] == [kept.dataset_id]
+    assert store.read_rows(workspace, kept.dataset_id, 1) == before
+    assert sorted(path.name for path in workspace.dataset_dir(kept.dataset_id).iterdir()) == \
+        ["dataset.json", "raw.jsonl", "v1"]   # no half-written version, no staging folder
+
+    messy = tmp_path / "messy.jsonl"
+    messy.write_text(MESSY, encoding="utf-8")
+    code = main(["--workspace", str(workspace.root), "data", "clean", str(messy), "--out", str(tmp_path / "out"),
+                 "--skip", "too_long"])
+    assert code == 1 and "error: The command stopped: the disk is full." in capsys.readouterr().err

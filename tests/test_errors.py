@@ -38,3 +38,14 @@ def test_a_long_first_line_is_cut_and_an_empty_message_still_names_the_type():
     assert "RuntimeError" in long.problem and "k" * 300 in long.problem and "k" * 301 not in long.problem
     empty = classify(AssertionError())
     assert type(empty) is StudioError and "AssertionError" in empty.problem
+
+
+def test_a_full_disk_is_said_in_words():
+    import errno
+
+    from core.errors import DiskFullError
+
+    classified = classify(OSError(errno.ENOSPC, "No space left on device", "/srv/ws/runs/x/checkpoints"), "Training")
+    assert type(classified) is DiskFullError and classified.problem == "Training stopped: the disk is full."
+    assert "Free some space" in classified.fix and "/srv" not in str(classified)
+    assert type(classify(OSError(errno.EACCES, "Permission denied"))) is StudioError   # not every OSError

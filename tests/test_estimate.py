@@ -165,6 +165,18 @@ def test_preflight_explains_invalid_combinations(workspace: Workspace):
         assert [f.level for f in half.findings if f.field == "train.precision"] == ["error"]
 
 
+def test_preflight_refuses_to_continue_from_a_run_that_is_gone(workspace: Workspace):
+    gone = preflight.check(demo_config(workspace, "lora.init_from=deleted-run"), workspace)   # deleted since
+    assert [f.level for f in gone.findings if f.field == "lora.init_from"] == ["error"]
+    with pytest.raises(ConfigError, match="init_from='deleted-run' is neither a finished run"):
+        preflight.ensure_ready(demo_config(workspace, "lora.init_from=deleted-run"), workspace)
+    adapter = workspace.run_folder("kept-run").adapter
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    kept = preflight.check(demo_config(workspace, "lora.init_from=kept-run"), workspace)
+    assert not [f for f in kept.findings if f.field == "lora.init_from"]
+
+
 def test_cli_estimate_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     run_file = tmp_path / "run.yaml"
     run_file.write_text(yaml.safe_dump({"model": {"name": DEEPSEEK}, "lora": {"r": 32, "alpha": 16},
@@ -194,3 +206,24 @@ def test_with_the_tokenizer_on_disk_the_estimate_sees_the_examples_training_buil
     assert timing is not None and timing.train_samples == len(built.train) < 314   # long ones dropped, as training does
     mean = built.train_tokens / len(built.train)
     assert timing.train_tokens == round(timing.steps * run_config.train.batch_size * mean)
+
+
+def test_a_shared_studio_reads_typed_paths_only_inside_its_workspace_and_allowed_folders(workspace: Workspace,
+                                                                                         tmp_path: Path):
+    allowed = tmp_path / "shared-data"
+    allowed.mkdir()
+    (allowed / "faq.jsonl").write_text('{"prompt": "Hours?", "response": "Eight to six."}\n')
+    for path in ("/etc/passwd", "../../etc/passwd", str(tmp_path / "elsewhere.jsonl")):
+        refused = preflight.check(demo_config(workspace, f"data.train_path={path}"), workspace, roots=[allowed])
+        assert [f.field for f in refused.findings] == ["data.train_path"], path
+        assert "outside the folders this studio may read" in refused.findings[0].message
+        assert refused.estimate is None   # nothing was read from there
+        local = preflight.check(demo_config(workspace, f"data.train_path={path}"), workspace)   # one local user
+        assert not [f for f in local.findings if "outside" in f.message]   # the path is taken as given
+    inside = preflight.check(demo_config(workspace), workspace, roots=[])
+    assert not [f for f in inside.findings if "outside" in f.message]
+    beside = preflight.check(demo_config(workspace, f"data.train_path={allowed / 'faq.jsonl'}"), workspace,
+                             roots=[allowed])
+    assert not [f for f in beside.findings if "outside" in f.message]
+    folder_model = preflight.check(demo_config(workspace, f"model.name={tmp_path}"), workspace, roots=[allowed])
+    assert [f.field for f in folder_model.findings] == ["model.name"]

@@ -7,14 +7,17 @@ rate outside what LoRA usually needs. The UI shows each finding next to its fiel
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from core.config import RunConfig
 from core.errors import ConfigError, ModelLoadError, StudioError
 from core.models import modeling
 from core.planning import estimate
-from core.workspace import Workspace
+from core.runs import records
+from core.workspace import Workspace, is_within, safe_id
 
 # LoRA learns nothing visible below this and usually diverges above it (peft and QLoRA recipes use 1e-5…5e-4).
 SANE_LEARNING_RATES = (1e-6, 1e-3)
@@ -39,21 +42,24 @@ class Preflight:
         return not any(finding.level == "error" for finding in self.findings)
 
 
-def check(config: RunConfig, workspace: Workspace) -> Preflight:
-    """The estimate and every finding; never raises for a problem the user can fix."""
+def check(config: RunConfig, workspace: Workspace, roots: Sequence[Path] | None = None) -> Preflight:
+    """The estimate and every finding; never raises for a problem the user can fix. With `roots` (a studio
+    shared over a network), files outside the workspace and those folders are refused before any is read."""
+    if roots is not None and (outside := _outside_roots(config, workspace, [workspace.root, *roots])):
+        return Preflight(None, outside)
     try:
         figures = estimate.estimate(config, workspace)
     except (ModelLoadError, ConfigError) as error:
         # An unknown model, or target modules the model does not have: the two things the estimate rejects.
         field = "model.name" if isinstance(error, ModelLoadError) else "lora.target_modules"
         return Preflight(None, [Finding("error", field, str(error)), *_device_findings(config)])
-    return Preflight(figures, findings(config, figures))
+    return Preflight(figures, findings(config, figures) + _adapter_findings(config, workspace))
 
 
-def ensure_ready(config: RunConfig, workspace: Workspace) -> Preflight:
+def ensure_ready(config: RunConfig, workspace: Workspace, roots: Sequence[Path] | None = None) -> Preflight:
     """check(), raising ConfigError with the first error: a run never starts with a known problem
     (warnings do not stop it)."""
-    report = check(config, workspace)
+    report = check(config, workspace, roots)
     errors = [finding for finding in report.findings if finding.level == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -93,6 +99,41 @@ def findings(config: RunConfig, figures: estimate.Estimate) -> list[Finding]:
         found.append(Finding("warning", "train.batch_size",
                              f"About {format_bytes(needed.total)} needed, {figures.verdict} in {where}: {tips}."))
     return found
+
+
+def _outside_roots(config: RunConfig, workspace: Workspace, roots: Sequence[Path]) -> list[Finding]:
+    """Each path typed into the config (data files, a model or adapter folder) that lies outside `roots`.
+    A model name that is no folder (default, a registered model, a hub id) and a run id are not paths."""
+    def in_workspace(text: str) -> Path:   # data paths: absolute, or relative to the workspace (trainset)
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else workspace.root / path
+
+    typed = [("data.train_path", in_workspace(config.data.train_path))]
+    typed += [("data.validation_path", in_workspace(config.data.validation_path))] if config.data.validation_path else []
+    typed += [("data.mix", in_workspace(path)) for path in config.data.mix or {}]
+    if (folder := Path(config.model.name).expanduser()).is_dir():   # modeling reads it as given
+        typed.append(("model.name", folder))
+    if config.lora.init_from and safe_id(config.lora.init_from) != config.lora.init_from:
+        typed.append(("lora.init_from", Path(config.lora.init_from).expanduser()))
+    outside = []
+    for field, path in typed:
+        if not is_within(path, roots):
+            outside.append(Finding("error", field, f"{field} points outside the folders this studio may read. "
+                                   "Upload the file in the Data tab (or put the model in the workspace's models/ "
+                                   "folder), or ask the studio's admin to start it with --allow-path FOLDER."))
+    return outside
+
+
+def _adapter_findings(config: RunConfig, workspace: Workspace) -> list[Finding]:
+    """The run (or folder) a two-stage run continues from must still be there: it may have been deleted
+    since the config was written."""
+    if not config.lora.init_from:
+        return []
+    try:
+        records.resolve_adapter(config.lora.init_from, workspace)
+    except ConfigError as error:
+        return [Finding("error", "lora.init_from", str(error))]
+    return []
 
 
 def _device_findings(config: RunConfig) -> list[Finding]:

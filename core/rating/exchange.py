@@ -105,7 +105,7 @@ def _entry(session: sessions.Session, record: dict[str, Any]) -> Entry | None:
         raise DataError(f"no value for {cells['criterion']}.", "Fill in the level the rater gave.")
     try:
         item = int(float(cells["item"]))
-    except ValueError:
+    except (ValueError, OverflowError):   # "x" and "nan"; "inf" and "1e400" overflow
         raise DataError(f"item '{cells['item']}' is not a number.", "Use the item numbers of the session's export.") from None
     return Entry(item, cells["rater"], cells["criterion"], cells["value"], _timestamp(cells.get("timestamp", "")))
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.config import RunConfig, to_yaml
-from core.errors import StudioError, WorkspaceError
+from core.errors import ConfigError, StudioError, WorkspaceError
 from core.runs import metrics
 from core.system.processes import still_running, this_process
-from core.workspace import RunFolder, Workspace, atomic_write_json, atomic_write_text, now_iso, read_json
+from core.workspace import RunFolder, Workspace, atomic_write_json, atomic_write_text, now_iso, read_json, safe_id
 
 RunState = Literal["queued", "running", "stopping", "finished", "stopped", "failed", "interrupted"]
 ACTIVE_STATES = ("queued", "running", "stopping")
@@ -242,3 +242,15 @@ class RunRecorder:
     def metric(self, record: dict[str, Any]) -> None:
         if self.enabled:
             metrics.append(self.folder.metrics, record)
+
+
+def resolve_adapter(reference: str, workspace: Workspace) -> Path:
+    """An earlier run's id, or a folder holding adapter_config.json, as the adapter folder."""
+    candidates = [Path(reference).expanduser()]
+    if safe_id(reference) == reference:
+        candidates.insert(0, workspace.run_folder(reference).adapter)
+    for candidate in candidates:
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    raise ConfigError(f"lora.init_from='{reference}' is neither a finished run nor a folder with an adapter "
+                      "(adapter_config.json).", "Pick a finished run from the run history, or leave it empty.")

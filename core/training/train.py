@@ -42,12 +42,12 @@ from core.config import RunConfig
 from core.errors import ConfigError, DivergedError, StudioError
 from core.models import modeling
 from core.runs import metrics
-from core.runs.records import RunRecorder, latest_checkpoint
+from core.runs.records import RunRecorder, latest_checkpoint, resolve_adapter
 from core.system.hardware import memory_mb, mixed_precision, peak_memory_mb, thread_count
 from core.training import packing, trainset
 from core.training.steps import StepPlan
 from core.training.trainset import Example
-from core.workspace import RunFolder, Workspace, atomic_write_json, now_iso, read_json, replace_folder, safe_id
+from core.workspace import RunFolder, Workspace, atomic_write_json, now_iso, read_json, replace_folder
 
 _SPIKE_WINDOW = 20        # the loss-spike guard compares with the mean of this many recent steps…
 _SPIKE_MIN_STEPS = 10     # …once it has seen at least this many
@@ -312,18 +312,6 @@ def _allow_fsdp_on_cpu() -> None:
     state = PartialState(cpu=True)  # joins the processes with gloo; the state is shared process-wide
     state.distributed_type = DistributedType.MULTI_GPU
     state.device = torch.device("cpu")
-
-
-def resolve_adapter(reference: str, workspace: Workspace) -> Path:
-    """An earlier run's id, or a folder holding adapter_config.json, as the adapter folder."""
-    candidates = [Path(reference).expanduser()]
-    if safe_id(reference) == reference:
-        candidates.insert(0, workspace.run_folder(reference).adapter)
-    for candidate in candidates:
-        if (candidate / "adapter_config.json").is_file():
-            return candidate
-    raise ConfigError(f"lora.init_from='{reference}' is neither a finished run nor a folder with an adapter "
-                      "(adapter_config.json).", "Pick a finished run from the run history, or leave it empty.")
 
 
 def load_model_with_adapter(config: RunConfig, workspace: Workspace, accelerator: Any):

@@ -114,7 +114,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
             config = form.read(values)
         except ConfigError as error:
             return NO_ESTIMATE, f"- {LEVEL_MARKS['error']}: {error}", "", "", None
-        report = preflight.check(config, workspace)
+        report = preflight.check(config, workspace, ctx.path_roots)
         return (preflight_markdown(report), findings_markdown(report.findings), to_yaml(config),
                 train_command(workspace), config.model_dump(mode="json"))
 

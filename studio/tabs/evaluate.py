@@ -347,7 +347,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         if not run_id:
             raise ConfigError("No run is chosen.", "Pick the run whose hard examples to train on.")
         planned = results.next_run(workspace, run_id, splits.parse_ratio(ratio_text), two_stage=how == TWO_STAGE)
-        preflight.ensure_ready(planned.config, workspace)
+        preflight.ensure_ready(planned.config, workspace, ctx.path_roots)
         new_id = jobs.start(planned.config)
         return f"Started run **{new_id}**. {html.escape(planned.description)} Follow it in the **Train** tab."
 

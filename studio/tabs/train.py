@@ -187,7 +187,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         if config is None:
             raise ConfigError("The settings in the Configure tab are not valid yet.", "Fix what it points out, then start.")
         checked = run_config.validate(config)
-        preflight.ensure_ready(checked, workspace)
+        preflight.ensure_ready(checked, workspace, ctx.path_roots)
         return (*follow_from_start(jobs.start(checked, int(process_count or 1))), *list_history())
 
     @friendly
