@@ -6,12 +6,14 @@ import functools
 import inspect
 import logging
 import re
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from core.errors import DiskFullError, StudioError, classify
+from core.errors import ConfigError, DiskFullError, StudioError, classify
 
 log = logging.getLogger("lora_studio")
 
@@ -38,12 +40,51 @@ def _as_gradio_error(error: Exception) -> gr.Error:
                     "The details are in the studio's log.", title="Unexpected error")
 
 
+_PLAIN = (str, int, float, bool, list, dict, type(None))
+_KIND_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "yes/no", list: "a list", dict: "an object",
+               type(None): "nothing"}
+
+
+def _plain_types(annotation: Any) -> tuple[type, ...] | None:
+    """The runtime types a plain annotation allows (`str | None` -> (str, NoneType)); None when it is
+    anything else (Any, a gr.SelectData, a dataclass), which is not checked."""
+    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or \
+        typing.get_origin(annotation) is typing.Union else (annotation,)
+    allowed = tuple(typing.get_origin(member) or member for member in members)
+    if not allowed or not all(kind in _PLAIN for kind in allowed):
+        return None
+    return (*allowed, int) if float in allowed else allowed   # 3 is a fine float
+
+
+def _check_inputs(handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Values that come through the API can be anything: one of the wrong basic type is refused in words
+    here, before the handler trips over it (the browser always sends the right types)."""
+    try:
+        hints = typing.get_type_hints(handler)
+        given = inspect.signature(handler).bind(*args, **kwargs).arguments
+    except (NameError, TypeError):
+        return
+    for name, value in given.items():
+        allowed = _plain_types(hints.get(name, Any))
+        if allowed is None or isinstance(value, allowed):
+            continue
+        if int in allowed and isinstance(value, float) and value.is_integer():   # gr.Number sends 3.0
+            continue
+        kinds = " or ".join(dict.fromkeys(_KIND_WORDS[kind] for kind in allowed if kind is not int or
+                                          float not in allowed))
+        got = "empty" if value is None else f"{_KIND_WORDS.get(type(value), type(value).__name__)} {repr(value)[:40]}"
+        raise ConfigError(f"The value for '{name}' is {got}, but it takes {kinds}.",
+                          "Send a value of that kind (the studio's page always does).")
+
+
 def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a handler (plain or generator) so errors reach the user as gr.Error with a human message."""
+    """Wrap a handler (plain or generator) so errors reach the user as gr.Error with a human message, and
+    values of the wrong type never reach it."""
     if inspect.isgeneratorfunction(handler):
         @functools.wraps(handler)
         def stream(*args: Any, **kwargs: Any) -> Any:
             try:
+                _check_inputs(handler, args, kwargs)
                 yield from handler(*args, **kwargs)
             except gr.Error:
                 raise
@@ -54,6 +95,7 @@ def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(handler)
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_inputs(handler, args, kwargs)
             return handler(*args, **kwargs)
         except gr.Error:
             raise

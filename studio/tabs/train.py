@@ -159,20 +159,24 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         choices = [(f"{row.name} ({row.state})", row.run_id) for row in rows]
         return (history_frame(rows), *(gr.Dropdown(choices=choices) for _ in range(4)))
 
+    def nothing_followed(message: str) -> tuple:
+        return (message, "", None, None, "", Following(), gr.Timer(active=False), gr.Button(interactive=False),
+                gr.Button(interactive=False), *(gr.skip(),) * len(resume_settings))
+
     @friendly
     @ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(view))
     def attach() -> tuple:
         status = jobs.attach()
-        if status is None:
-            return (banner(None), "", None, None, "", Following(), gr.Timer(active=False),
-                    gr.Button(interactive=False), gr.Button(interactive=False), *(gr.skip(),) * len(resume_settings))
-        return follow_from_start(status.run_id)
+        return nothing_followed(banner(None)) if status is None else follow_from_start(status.run_id)
 
     @friendly
     @ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(view + history_outputs))
     def poll(state: Following) -> tuple:
         if state.run_id is None:
             return tuple(gr.skip() for _ in view + history_outputs)
+        if not workspace.run_folder(state.run_id).root.exists():   # deleted on another page, or by someone else
+            return (*nothing_followed(f"Run **{state.run_id}** was deleted (on another page or by another user). "
+                                      "Pick a run from the history below."), *list_history())
         snapshot = monitor.follow(workspace, state.run_id, state.offset, state.file_id, LOG_LINES)
         chunk = snapshot.new_metrics
         state.records = chunk.records if chunk.reset else state.records + chunk.records

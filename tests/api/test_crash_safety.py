@@ -63,7 +63,9 @@ def test_kill_9_during_an_export_never_lists_it_as_complete(workspace: Path, tmp
     first = restarted(workspace, tmp_path / "first.log")
     export = ExportFolder(Workspace(workspace).exports_dir / "cut-short")
     try:
-        connect(first.url).predict("clinic", "merged", "cut short", api_name="/export_start")
+        client = connect(first.url)
+        client.predict(api_name="/export_list")   # fills the run picker, as the page load does
+        client.predict("clinic", "merged", "cut short", api_name="/export_start")
         deadline = time.monotonic() + 120
         job = {}
         while job.get("state") != "running" or not job.get("pid"):
