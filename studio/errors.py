@@ -58,7 +58,8 @@ def _plain_types(annotation: Any) -> tuple[type, ...] | None:
 
 def _check_inputs(handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Values that come through the API can be anything: one of the wrong basic type is refused in words
-    here, before the handler trips over it (the browser always sends the right types)."""
+    here, before the handler trips over it (the browser always sends the right types). None passes: it is
+    how a page says nothing is chosen, and handlers answer it themselves."""
     try:
         hints = typing.get_type_hints(handler)
         given = inspect.signature(handler).bind(*args, **kwargs).arguments
@@ -66,13 +67,13 @@ def _check_inputs(handler: Callable[..., Any], args: tuple[Any, ...], kwargs: di
         return
     for name, value in given.items():
         allowed = _plain_types(hints.get(name, Any))
-        if allowed is None or isinstance(value, allowed):
+        if allowed is None or value is None or isinstance(value, allowed):   # None: nothing chosen (yet)
             continue
         if int in allowed and isinstance(value, float) and value.is_integer():   # gr.Number sends 3.0
             continue
         kinds = " or ".join(dict.fromkeys(_KIND_WORDS[kind] for kind in allowed if kind is not int or
                                           float not in allowed))
-        got = "empty" if value is None else f"{_KIND_WORDS.get(type(value), type(value).__name__)} {repr(value)[:40]}"
+        got = f"{_KIND_WORDS.get(type(value), type(value).__name__)} {repr(value)[:40]}"
         raise ConfigError(f"The value for '{name}' is {got}, but it takes {kinds}.",
                           "Send a value of that kind (the studio's page always does).")
 

@@ -78,8 +78,9 @@ def export_choice(workspace: Workspace, export_id: str) -> ModelChoice:
                        generation=GenerationSection(**manifest.get("generation", {})))
 
 
-def resolve(workspace: Workspace, key: str) -> ModelChoice:
+def resolve(workspace: Workspace, key: str | None) -> ModelChoice:
     """The choice a key names ("base:…", "run:…", "export:…"); a bare name means a base model."""
+    key = key or ""
     kind, _, name = key.partition(":") if ":" in key else ("base", "", key)
     if not name:
         raise ConfigError(f"'{key}' names no model.", "Use base:NAME, run:RUN_ID or export:EXPORT_ID.")

@@ -66,9 +66,9 @@ def _idle_folder(workspace: Workspace, run_id: str, action: str) -> RunFolder:
     return folder
 
 
-def rename(workspace: Workspace, run_id: str, new_name: str) -> None:
+def rename(workspace: Workspace, run_id: str, new_name: str | None) -> None:
     """Give a run a new display name (its id and folder stay, so links and exports keep working)."""
-    new_name = new_name.strip()
+    new_name = (new_name or "").strip()
     if not new_name:
         raise WorkspaceError("A run needs a name.", "Type the new name, then rename.")
     folder = _idle_folder(workspace, run_id, "renamed")

@@ -45,9 +45,11 @@ def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
     return choices
 
 
-def validation_file_of(train_path: str, workspace: Workspace) -> str:
+def validation_file_of(train_path: str | None, workspace: Workspace) -> str:
     """The validation rows that a split dataset version keeps beside its training rows, or "" for none."""
-    candidate = str(Path(train_path or ".").with_name(store.VALIDATION_FILE))
+    if not train_path or not Path(train_path).name:
+        return ""
+    candidate = str(Path(train_path).with_name(store.VALIDATION_FILE))
     return candidate if trainset.resolve_path(candidate, workspace).is_file() else ""
 
 

@@ -95,9 +95,9 @@ def build(ctx: StudioContext) -> gr.Dropdown:
 
     @friendly
     @ctx.allow("manage-ratings")
-    def send_hard(session_id: str | None, numbers: str) -> str:
+    def send_hard(session_id: str | None, numbers: str | None) -> str:
         try:
-            items = [int(part) for part in numbers.replace(",", " ").split()] or None
+            items = [int(part) for part in (numbers or "").replace(",", " ").split()] or None
         except ValueError:
             raise ConfigError(f"'{numbers}' is not a list of item numbers.", "Write them like 3, 7, 12.") from None
         version = feedback.send_hard_examples(workspace, _chosen(session_id), items)
