@@ -86,7 +86,7 @@ class GuidePanel:
         @friendly
         @ctx.allow("train", otherwise=lambda: tuple(gr.skip() for _ in range(2 + len(view))))
         def restore_guide(saved: dict | None) -> tuple:
-            if (saved or {}).get("hidden"):
+            if isinstance(saved, dict) and saved.get("hidden"):
                 return gr.Accordion(visible=False), gr.Button(visible=True), *(gr.skip() for _ in view)
             return gr.Accordion(visible=True), gr.Button(visible=False), *render(guide.journey(ctx.workspace))
 
