@@ -159,10 +159,17 @@ def _later_steps(facts: _Facts) -> list[Step]:
 
 
 def journey(workspace: Workspace) -> list[Step]:
-    """The seven steps in path order, as this workspace stands now."""
+    """The seven steps in path order, as this workspace stands now. The quick run's time is estimated only
+    while Configure is the step to do (the estimate reads the data and the model: not worth it otherwise)."""
     facts = _read(workspace)
-    needs_time = not facts.runs   # the time only helps until the first run starts
-    duration = quick_demo_duration(workspace, facts.data_path) if needs_time else ""
+    steps = _steps(facts, "")
+    now = current(steps)
+    if now is not None and now.key == "configure":
+        steps = _steps(facts, quick_demo_duration(workspace, facts.data_path))
+    return steps
+
+
+def _steps(facts: _Facts, duration: str) -> list[Step]:
     return [_data_step(facts), _configure_step(facts, duration), _train_step(facts, duration), *_later_steps(facts)]
 
 
