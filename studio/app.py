@@ -22,6 +22,7 @@ from core.workspace import Workspace  # noqa: E402
 from studio.access import current_user  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
+from studio.guide import GuidePanel  # noqa: E402
 from studio.tabs import chat, configure, evaluate, export, rate, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
@@ -49,6 +50,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         # The config the Configure tab shows (validated, as a dict), read by the Train tab when starting.
         current_config = gr.State(None)
         rater_memory = rate.browser_memory()   # the Rate tab's rater name and session, per browser
+        guide = GuidePanel.build()   # the first-run guide, above the tabs
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Data", id="data", elem_id="tab-data") as data_page:
                 data_tab.build(ctx, app)
@@ -67,6 +69,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         # Which tabs a role sees (the handlers refuse the rest in any case: studio.access).
         pages = {data_page: "data", configure_page: "configure", train_page: "view-runs", evaluate_page: "view-runs",
                  rate_page: "rate", chat_page: "chat", export_page: "export"}
+        guide.connect(ctx, app, tabs, list(pages))
 
         def pages_for(request: gr.Request) -> list[Any]:
             role = ctx.role(request)

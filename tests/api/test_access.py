@@ -89,6 +89,17 @@ def test_a_rater_rates_as_who_logged_in_and_only_admins_manage_sessions(shared_s
     assert "rui (1 rated)" in admin.predict(session.id, api_name="/rate_results")[0]
 
 
+def test_the_first_run_guide_is_only_for_roles_that_train(shared_studio: RunningStudio):
+    admin, rater, viewer = (as_user(shared_studio, name) for name in ("ana", "rui", "vic"))
+    assert "of 7 ·" in admin.predict(api_name="/guide")   # the sentence under the seven steps
+    for client, role in ((rater, "annotator"), (viewer, "viewer")):
+        for endpoint in ("/guide_hide", "/guide_show", "/guide_go_configure"):
+            with pytest.raises(AppError, match=f"Your role \\({role}\\) does not allow"):
+                client.predict(api_name=endpoint)
+        # Every role switches tabs, which reads the guide: those that may not train get nothing from it.
+        assert "of 7 ·" not in str(client.predict(api_name="/guide"))
+
+
 def test_every_event_names_the_permission_it_needs(tmp_path: Path):
     from core.workspace import Workspace
     from studio.app import build_app
