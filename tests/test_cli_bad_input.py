@@ -32,9 +32,9 @@ CASES = [
 
 @pytest.mark.parametrize("arguments", CASES, ids=[" ".join(case[:2]) for case in CASES])
 def test_a_command_given_what_cannot_work_says_so_in_one_line(arguments: tuple[str, ...], tmp_path):
-    done = subprocess.run([sys.executable, "-m", "cli", *arguments], cwd=tmp_path, env={"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
-                                                               "PATH": "/usr/bin:/bin"},
-                          input="", capture_output=True, text=True, timeout=120)
+    environment = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "cli", *arguments], cwd=tmp_path, env=environment, input="",
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode in (1, 2), (done.returncode, done.stdout[-500:], done.stderr[-2000:])
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert "error:" in done.stderr.splitlines()[-1], done.stderr[-1000:]
