@@ -1,0 +1,47 @@
+"""Conversations as Gradio's chat widgets hold them, answered by the chat engine (core.inference.chat): what
+the Chat and the Demo tabs share.
+
+    for conversations, replies in answer(ctx.chat, "When do you open?", ["base:default", "run:faq"],
+                                         [history_a, history_b], system_prompt, settings):
+        ...   # each history with the message and the reply so far; replies: the engine's Reply objects
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from core.config import GenerationSection
+from core.inference.chat import ChatEngine, Turn
+from core.inference.streaming import Reply
+
+Message = dict[str, Any]
+
+
+def text_of(content: Any) -> str:
+    """Gradio 6 hands message content over as a list of parts; the engine wants plain text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def answer(engine: ChatEngine, text: str, keys: Sequence[str], histories: Sequence[list[Message] | None],
+           system_prompt: str = "", settings: GenerationSection | None = None
+           ) -> Iterator[tuple[list[list[Message]], list[Reply]]]:
+    """Each model of `keys` answers `text` after its own history (one per key), streamed: yields every
+    history with the message and the reply so far ("…" until its first words), and the replies themselves;
+    first at once, then each time a reply grows."""
+    asked = [[*(history or []), {"role": "user", "content": text}] for history in histories]
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    turns = [Turn(key, system + [{"role": turn["role"], "content": text_of(turn["content"])} for turn in history])
+             for key, history in zip(keys, asked)]
+
+    def shown(replies: list[Reply]) -> tuple[list[list[Message]], list[Reply]]:
+        return [[*history, {"role": "assistant", "content": reply.text or "…"}]
+                for history, reply in zip(asked, replies)], replies
+
+    yield shown([Reply() for _ in turns])
+    for replies in engine.stream(turns, settings):
+        yield shown(replies)
