@@ -15,6 +15,7 @@ Everything is read from what the run, its evaluations (core.evaluation.results) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from core.config import GenerationSection
@@ -75,10 +76,11 @@ class MetricResult:
 
     @property
     def verdict(self) -> str:
-        """'better', 'worse' or 'no clear change' (the change's interval includes 0)."""
-        if self.change is None or self.change.low is None or self.change.high is None:
-            return "no clear change"
-        if self.change.low <= 0 <= self.change.high:
+        """'better', 'worse', 'no clear change' (the change's interval includes 0, or there is no interval), or
+        'not compared' when the base did not answer."""
+        if self.change is None:
+            return "not compared"
+        if self.change.low is None or self.change.high is None or self.change.low <= 0 <= self.change.high:
             return "no clear change"
         improved = (self.change.value < 0) if self.lower_is_better else (self.change.value > 0)
         return "better" if improved else "worse"
@@ -89,7 +91,7 @@ class EvaluationHeadline:
     eval_id: str
     held_out: str                # in words: "the run's validation rows", a file's name
     samples: int
-    baseline: str                # the label of the model the run is compared with
+    baseline: str                # the model the run is compared with, in words ("the base model default")
     metrics: list[MetricResult]
 
 
@@ -120,7 +122,7 @@ class DemoChat:
 class Showcase:
     run_id: str
     name: str
-    model: str                   # the base model's name
+    model: str                   # the base model's name (a local folder's own name, not its path)
     dataset: str
     finished: str                # when it finished (ISO time)
     training: TrainingFigures
@@ -128,6 +130,16 @@ class Showcase:
     evaluation: EvaluationHeadline | None
     ratings: dict[str, str] | None        # human ratings in a few lines (core.rating.results.card_summary)
     chat: DemoChat
+
+
+def model_name(name: str) -> str:
+    """A model's name for people: a local folder by its own name (never the server's path), else as given."""
+    return PurePath(name).name if PurePath(name).is_absolute() else name
+
+
+def _baseline_label(key: str, label: str) -> str:
+    kind, _, name = key.partition(":")
+    return f"the base model {model_name(name)}" if kind == "base" else label
 
 
 def finished_runs(workspace: Workspace) -> list[RunStatus]:
@@ -158,7 +170,8 @@ def latest_evaluation(workspace: Workspace, run_id: str) -> EvaluationHeadline |
                                   Estimate.of(delta, "delta"), metric in LOWER_IS_BETTER, delta.get("better", 0),
                                   delta.get("worse", 0), delta.get("same", 0)))
     return EvaluationHeadline(eval_id, found["held_out"]["name"], tuned["counts"]["samples"],
-                              baseline["label"] if baseline else "", shown)
+                              _baseline_label(comparison["baseline"], baseline["label"]) if comparison and baseline
+                              else "", shown)
 
 
 def demo_chat(workspace: Workspace, run_id: str) -> DemoChat:
@@ -180,7 +193,7 @@ def showcase(workspace: Workspace, run_id: str) -> Showcase:
     training = TrainingFigures(summary.get("wall_s"), summary.get("steps", status.step), summary.get("final_loss"),
                                summary.get("best_eval_loss", status.eval_loss))
     return Showcase(
-        run_id=run_id, name=status.name, model=config.model.name, dataset=records.dataset_label(config),
+        run_id=run_id, name=status.name, model=model_name(config.model.name), dataset=records.dataset_label(config),
         finished=status.finished or status.updated, training=training,
         loss_records=run_metrics.read_all(folder.metrics), evaluation=latest_evaluation(workspace, run_id),
         ratings=rating_results.card_summary(workspace, run_id), chat=chat)
