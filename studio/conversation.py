@@ -16,6 +16,7 @@ from core.inference.chat import ChatEngine, Turn
 from core.inference.streaming import Reply
 
 Message = dict[str, Any]
+EMPTY_ANSWER = "(an empty answer)"
 
 
 def text_of(content: Any) -> str:
@@ -27,11 +28,19 @@ def text_of(content: Any) -> str:
     return str(content or "")
 
 
+def _visible(reply: Reply) -> str:
+    """The reply as the chat shows it: "…" until its first words, and said in words when it ended with nothing
+    to read (only blank lines, which the chat widget would show as an empty bubble)."""
+    if reply.text.strip():
+        return reply.text
+    return "…" if reply.finish is None else EMPTY_ANSWER
+
+
 def answer(engine: ChatEngine, text: str, keys: Sequence[str], histories: Sequence[list[Message] | None],
            system_prompt: str = "", settings: GenerationSection | None = None
            ) -> Iterator[tuple[list[list[Message]], list[Reply]]]:
     """Each model of `keys` answers `text` after its own history (one per key), streamed: yields every
-    history with the message and the reply so far ("…" until its first words), and the replies themselves;
+    history with the message and the reply so far (see _visible), and the replies themselves;
     first at once, then each time a reply grows."""
     asked = [[*(history or []), {"role": "user", "content": text}] for history in histories]
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -39,8 +48,7 @@ def answer(engine: ChatEngine, text: str, keys: Sequence[str], histories: Sequen
              for key, history in zip(keys, asked)]
 
     def shown(replies: list[Reply]) -> tuple[list[list[Message]], list[Reply]]:
-        return [[*history, {"role": "assistant", "content": reply.text or "…"}]
-                for history, reply in zip(asked, replies)], replies
+        return [[*history, {"role": "assistant", "content": _visible(reply)}] for history, reply in zip(asked, replies)], replies
 
     yield shown([Reply() for _ in turns])
     for replies in engine.stream(turns, settings):
