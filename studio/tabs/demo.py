@@ -70,12 +70,17 @@ def ratings_markdown(ratings: dict[str, str] | None) -> str:
 def build(ctx: StudioContext, app: gr.Blocks, tab: gr.Tab) -> None:
     gr.Markdown("## What fine-tuning changed\nA finished run in numbers, then ask the base model and the tuned "
                 "model the same question and compare their answers.", elem_id="demo-intro")
-    run = gr.Dropdown([], label="Run", elem_id="demo-run", info="A finished training run; the newest is shown first.")
+    # Any value passes Gradio's check against the listed choices (a script names a run without listing them
+    # first); core refuses ids that are not a finished run.
+    run = gr.Dropdown([], label="Run", elem_id="demo-run", info="A finished training run; the newest is shown first.",
+                      allow_custom_value=True)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             headline = gr.Markdown(NO_RUN, elem_id="demo-headline")
         with gr.Column(scale=1):
-            loss_chart = gr.Plot(label="Loss during training (lower is better)", elem_id="demo-loss")
+            gr.Markdown("**Loss during training** — how far the model's answers were from the training answers, "
+                        "step by step (lower is better; diamonds: examples held back from training).")
+            loss_chart = gr.Plot(label="Loss during training", show_label=False, elem_id="demo-loss")
     evaluation = gr.Markdown(elem_id="demo-evaluation")
     ratings = gr.Markdown(elem_id="demo-ratings")
     gr.Markdown("### Ask both models\nThe same message goes to the base model and to the tuned run; "
@@ -121,6 +126,7 @@ def build(ctx: StudioContext, app: gr.Blocks, tab: gr.Tab) -> None:
                                                     pair.system_prompt, pair.generation):
             yield "", *conversations
 
+    @friendly
     @ctx.allow("chat")
     def clear_chat() -> tuple:
         return [], []
