@@ -9,6 +9,7 @@ the Chat and the Demo tabs share.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from typing import Any
 
 from core.config import GenerationSection
@@ -41,7 +42,8 @@ def answer(engine: ChatEngine, text: str, keys: Sequence[str], histories: Sequen
            ) -> Iterator[tuple[list[list[Message]], list[Reply]]]:
     """Each model of `keys` answers `text` after its own history (one per key), streamed: yields every
     history with the message and the reply so far (see _visible), and the replies themselves;
-    first at once, then each time a reply grows."""
+    first at once, then each time a reply grows. Close it (contextlib.closing) when its reader may stop
+    early, so that the engine stops at once rather than when the generator is collected."""
     asked = [[*(history or []), {"role": "user", "content": text}] for history in histories]
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     turns = [Turn(key, system + [{"role": turn["role"], "content": text_of(turn["content"])} for turn in history])
@@ -51,5 +53,7 @@ def answer(engine: ChatEngine, text: str, keys: Sequence[str], histories: Sequen
         return [[*history, {"role": "assistant", "content": _visible(reply)}] for history, reply in zip(asked, replies)], replies
 
     yield shown([Reply() for _ in turns])
-    for replies in engine.stream(turns, settings):
-        yield shown(replies)
+    # Closed at once when the reader goes (Stop): the engine then stops generating and frees the device.
+    with closing(engine.stream(turns, settings)) as replying:
+        for replies in replying:
+            yield shown(replies)

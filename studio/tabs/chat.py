@@ -7,6 +7,7 @@ Picking a model fills the reply settings and the system prompt with the ones it 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import gradio as gr
@@ -110,9 +111,10 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         settings = GenerationSection(temperature=temp, max_new_tokens=int(limit), top_p=nucleus,
                                      repetition_penalty=penalty)
         missing = (gr.skip(),) * (2 - count)
-        for conversations, replies in conversation.answer(ctx.chat, text, (key_a, key_b)[:count],
-                                                          (turns_a, turns_b)[:count], system_prompt, settings):
-            yield ("", *conversations, *missing, *(figures(answer) for answer in replies), *missing)
+        with closing(conversation.answer(ctx.chat, text, (key_a, key_b)[:count], (turns_a, turns_b)[:count],
+                                         system_prompt, settings)) as answering:
+            for conversations, replies in answering:
+                yield ("", *conversations, *missing, *(figures(answer) for answer in replies), *missing)
 
     @ctx.allow("chat")
     def stop_reply() -> None:

@@ -7,6 +7,7 @@ answer the same message side by side. No settings: both answer as the run was tr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import gradio as gr
@@ -122,9 +123,10 @@ def build(ctx: StudioContext, app: gr.Blocks, tab: gr.Tab) -> None:
             yield "", gr.skip(), gr.skip()
             return
         pair = showcase.demo_chat(ctx.workspace, run_id)
-        for conversations, _ in conversation.answer(ctx.chat, text, pair.keys, (turns_base, turns_tuned),
-                                                    pair.system_prompt, pair.generation):
-            yield "", *conversations
+        with closing(conversation.answer(ctx.chat, text, pair.keys, (turns_base, turns_tuned), pair.system_prompt,
+                                         pair.generation)) as answering:
+            for conversations, _ in answering:
+                yield "", *conversations
 
     @friendly
     @ctx.allow("chat")
