@@ -176,6 +176,8 @@ def latest_evaluation(workspace: Workspace, run_id: str) -> EvaluationHeadline |
 
 def demo_chat(workspace: Workspace, run_id: str) -> DemoChat:
     """The base and the tuned run of `run_id`, to answer side by side (refused unless it finished with an adapter)."""
+    if not isinstance(run_id, str) or not run_id:   # a script may send anything
+        raise ConfigError("No run is chosen.", "Pick a finished run from the list.")
     status = records.read_status(workspace.run_folder(run_id))
     if status.state != "finished":
         raise ConfigError(f"Run '{status.name}' has not finished ({status.state}).", "Pick a finished run.")
