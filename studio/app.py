@@ -23,7 +23,7 @@ from studio.access import current_user  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
 from studio.guide import GuidePanel  # noqa: E402
-from studio.tabs import chat, configure, evaluate, export, rate, train  # noqa: E402
+from studio.tabs import chat, configure, demo, evaluate, export, rate, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -66,17 +66,21 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                 chat.build(ctx, chat_page)
             with gr.Tab("Export", id="export", elem_id="tab-export") as export_page:
                 export.build(ctx, export_page)
+            with gr.Tab("Demo", id="demo", elem_id="tab-demo") as demo_page:
+                demo.build(ctx, app, demo_page)
         # Which tabs a role sees (the handlers refuse the rest in any case: studio.access).
         pages = {data_page: "data", configure_page: "configure", train_page: "view-runs", evaluate_page: "view-runs",
-                 rate_page: "rate", chat_page: "chat", export_page: "export"}
+                 rate_page: "rate", chat_page: "chat", export_page: "export", demo_page: "view-runs"}
         guide.connect(ctx, app, tabs, list(pages))
 
         def pages_for(request: gr.Request) -> list[Any]:
             role = ctx.role(request)
             shown = [page for page, permission in pages.items() if may(role, permission)]
             # Move the selection only when the role cannot see Data, the page's first tab: moving it always would
-            # undo a tab the user clicked before this load event came back.
-            first = gr.Tabs(selected=shown[0].id) if shown and shown[0] is not data_page else gr.Tabs()
+            # undo a tab the user clicked before this load event came back. Such a role lands on Demo where it
+            # sees it (a viewer: the page for showing a run), else on its first tab.
+            landing = demo_page if demo_page in shown else next(iter(shown), None)
+            first = gr.Tabs(selected=landing.id) if landing is not None and data_page not in shown else gr.Tabs()
             return [first, *(gr.Tab(visible=page in shown) for page in pages)]
 
         @friendly

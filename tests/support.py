@@ -3,6 +3,7 @@ links the converted default model, and the studio started as a real subprocess o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -38,6 +39,33 @@ class MemorisedRuns:
         """Put both runs into another workspace (a studio's), as if trained there."""
         for run_id in self.run_ids.values():
             shutil.copytree(self.workspace.run_dir(run_id), workspace.run_dir(run_id))
+
+
+def evaluate_memorised(workspace: Workspace, run_id: str, answer: str) -> str:
+    """Evaluate a run of `memorised_runs` against its base on QUESTIONS with `answer` as the ideal answer to each
+    (the Evaluate tab's engine, in this process); returns the evaluation id."""
+    from core.evaluation import job
+    from core.evaluation.workflow import EvalRequest, evaluate
+
+    held_out = workspace.root / f"held-out-{run_id}.jsonl"
+    held_out.write_text("".join(json.dumps({"prompt": question, "response": answer}) + "\n" for question in QUESTIONS))
+    folder, _, settings = job.prepare(workspace, EvalRequest(run_id, data_file=str(held_out)))
+    evaluate(workspace, folder, EvalRequest.from_settings(settings))
+    return folder.name
+
+
+def rate_blind(workspace: Workspace, models: list[str], rater: str, values: dict[str, str]) -> str:
+    """A rating session over `models` on two red-team prompts with every item rated `values` by `rater` (the
+    Rate tab's engine, in this process); returns the session id."""
+    from core.rating import generation, queue, ratings, sessions
+
+    session = sessions.create(workspace, sessions.SessionSpec("Demo check", models, max_prompts=2, max_new_tokens=6))
+    generation.generate(workspace, session.id)
+    view = queue.current(workspace, session.id, rater)
+    while view.item is not None:
+        ratings.submit(workspace, session.id, view.item.number, rater, values)
+        view = queue.following(workspace, session.id, rater, view.item.number)
+    return session.id
 
 
 def workspace_with_default_model(root: Path, converted: Path) -> Workspace:

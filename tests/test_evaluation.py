@@ -11,7 +11,7 @@ from test_train import FAQ, start_run, tiny_config, write_rows
 
 from core.data import store
 from core.errors import DataError, WorkspaceError
-from core.evaluation import heldout, job, report, results
+from core.evaluation import heldout, job, report, results, showcase
 from core.evaluation.workflow import METRICS_FILE, PREDICTIONS_FILE, EvalRequest, evaluate
 from core.jobs import worker
 from core.jobs.runner import JobManager
@@ -73,6 +73,21 @@ def test_a_memorised_set_scores_higher_than_the_base_with_an_interval_above_zero
     card = results.card_summary(workspace, run_id)   # what an export's model card states about the run
     assert card["Evaluation"].startswith(folder.name) and card["chrf"].startswith(f"{tuned['chrf']['value']:.2f} (95% CI")
     assert "baseline" in card["Against the baseline"]
+
+
+def test_a_showcase_states_the_evaluation_against_the_base_as_typed_figures(evaluated):
+    workspace, run_id, folder, metrics, _ = evaluated
+    shown = showcase.showcase(workspace, run_id)   # what the Demo tab shows
+    assert run_id in [status.run_id for status in showcase.finished_runs(workspace)]
+    assert shown.chat.keys == (metrics["baseline"], f"run:{run_id}") and shown.training.steps == 120
+    assert shown.evaluation is not None and shown.evaluation.eval_id == folder.name
+    assert shown.evaluation.samples == len(FAQ) and shown.ratings is None and shown.loss_records
+    by_name = {metric.name: metric for metric in shown.evaluation.metrics}
+    chrf, perplexity = by_name["chrF"], by_name["Perplexity"]
+    assert chrf.tuned.value == metrics["models"][f"run:{run_id}"]["chrf"]["value"]
+    assert (chrf.verdict, chrf.better) == ("better", 4) and chrf.change.words(signed=True).startswith("+")
+    assert perplexity.lower_is_better and perplexity.change.value < 0 and perplexity.verdict == "better"
+    assert "(95% CI " in chrf.tuned.words()
 
 
 def test_the_validation_split_is_what_training_held_out(workspace: Workspace, tiny_model_dir: Path, tmp_path: Path):

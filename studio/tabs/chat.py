@@ -7,29 +7,21 @@ Picking a model fills the reply settings and the system prompt with the ones it 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import gradio as gr
 
 from core.config import GenerationSection
 from core.inference import choices
-from core.inference.chat import Turn
 from core.inference.streaming import Reply
 from core.models import modeling
+from studio import conversation
 from studio.context import StudioContext
 from studio.errors import friendly
 
 DEFAULT_KEY = f"base:{modeling.DEFAULT_MODEL}"
 ENDINGS = {"length": " · stopped at the length limit", "cancelled": " · stopped"}
-
-
-def _text(content: Any) -> str:
-    """Gradio 6 hands message content over as a list of parts; the engine wants plain text."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content or "")
 
 
 def figures(reply: Reply) -> str:
@@ -115,23 +107,14 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         if not text:
             yield ("", *(gr.skip(),) * 4)
             return
-        histories = [[*(turns or []), {"role": "user", "content": text}] for turns in (turns_a, turns_b)][:2 if both else 1]
-        turns = [Turn(key, ([{"role": "system", "content": system_prompt}] if system_prompt else [])
-                      + [{"role": turn["role"], "content": _text(turn["content"])} for turn in history])
-                 for key, history in zip((key_a, key_b), histories)]
+        count = 2 if both else 1
         settings = GenerationSection(temperature=temp, max_new_tokens=int(limit), top_p=nucleus,
                                      repetition_penalty=penalty)
-
-        def shown(replies: list[Reply]) -> tuple:
-            conversations = [[*history, {"role": "assistant", "content": answer.text or "…"}]
-                             for history, answer in zip(histories, replies)]
-            lines = [figures(answer) for answer in replies]
-            missing = (gr.skip(),) * (2 - len(replies))
-            return ("", *conversations, *missing, *lines, *missing)
-
-        yield shown([Reply() for _ in turns])
-        for replies in ctx.chat.stream(turns, settings):
-            yield shown(replies)
+        missing = (gr.skip(),) * (2 - count)
+        with closing(conversation.answer(ctx.chat, text, (key_a, key_b)[:count], (turns_a, turns_b)[:count],
+                                         system_prompt, settings)) as answering:
+            for conversations, replies in answering:
+                yield ("", *conversations, *missing, *(figures(answer) for answer in replies), *missing)
 
     @ctx.allow("chat")
     def stop_reply() -> None:

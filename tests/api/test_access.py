@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError, AuthenticationError
-from support import REPO, RunningStudio, workspace_with_default_model
+from support import MEMORISED, QUESTIONS, REPO, RunningStudio, workspace_with_default_model
 from tiny import build_tiny_model
 
 from core.accounts.users import Users
@@ -100,6 +100,26 @@ def test_the_first_run_guide_is_only_for_roles_that_train(shared_studio: Running
         assert "of 7 ·" not in str(client.predict(api_name="/guide"))
 
 
+def test_a_viewer_gets_the_demo_and_an_annotator_is_refused_it(shared_studio: RunningStudio, memorised_runs):
+    from core.workspace import Workspace
+
+    memorised_runs.copy_into(Workspace.open(shared_studio.workspace))
+    clinic = memorised_runs.run_ids["clinic"]
+    rater, viewer = (as_user(shared_studio, name) for name in ("rui", "vic"))
+    assert viewer.predict(None, api_name="/demo_runs")["value"] in memorised_runs.run_ids.values()
+    assert "### clinic" in viewer.predict(clinic, api_name="/demo_show")[0]
+    _, base, tuned = viewer.predict(QUESTIONS[0], [], [], clinic, api_name="/demo_chat")
+    assert MEMORISED["clinic"] in str(tuned[-1]["content"]) and base[-1]["role"] == "assistant"
+
+    assert clinic not in str(rater.predict(None, api_name="/demo_runs"))   # a page-load event: nothing, no error
+    for endpoint, values in (("/demo_show", (clinic,)), ("/demo_chat", (QUESTIONS[0], [], [], clinic)),
+                             ("/demo_clear", ())):
+        with pytest.raises(AppError, match="Your role \\(annotator\\) does not allow"):
+            rater.predict(*values, api_name=endpoint)
+    log = (shared_studio.workspace / "logs" / "studio.log").read_text()
+    assert "refused ask_both (chat) to role annotator" in log
+
+
 def test_every_event_names_the_permission_it_needs(tmp_path: Path):
     from core.workspace import Workspace
     from studio.app import build_app
@@ -118,6 +138,27 @@ def test_every_event_names_the_permission_it_needs(tmp_path: Path):
              if block.fn is not None]        # Gradio's own cancel events (a Stop button's `cancels=`) run no code
     unguarded = sorted(name for name, fn in named if not hasattr(fn, "permission") and name not in harmless)
     assert unguarded == []
+
+
+def test_a_viewer_lands_on_the_demo_and_an_admin_stays_on_data(tmp_path: Path):
+    import gradio as gr
+
+    from core.workspace import Workspace
+    from studio.app import build_app
+    from studio.context import StudioContext
+
+    users = Users.load(tmp_path / "users.json", must_exist=False)
+    for name, role in ROLES.items():
+        users.add(name, role, PASSWORDS[name])
+    app = build_app(StudioContext.create(Workspace.open(tmp_path / "ws"), users))
+    (pages_for,) = [block.fn for block in app.fns.values() if block.api_name == "pages_for_role"]
+    landing, seen = {}, {}
+    for name in ROLES:
+        tabs, *pages = pages_for(gr.Request(username=name))
+        landing[name] = tabs.selected   # the page-load event moves the selection only for roles without Data
+        seen[name] = [page.visible for page in pages][-1]   # the Demo tab, the last one
+    assert landing == {"ana": None, "rui": "rate", "vic": "demo"}
+    assert seen == {"ana": True, "rui": False, "vic": True}
 
 
 def test_a_network_address_without_accounts_is_refused(tmp_path: Path):
