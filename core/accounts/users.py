@@ -34,7 +34,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 # What each role may do. Handlers name the permission they need; the studio refuses the rest.
 PERMISSIONS: dict[Role, frozenset[str]] = {
     "admin": frozenset({"data", "configure", "train", "evaluate", "rate", "manage-ratings", "chat", "export",
-                        "view-runs", "download", "hub"}),
+                        "view-runs", "download"}),   # naming a hub model to download is configuring: admins
     "annotator": frozenset({"rate"}),
     "viewer": frozenset({"chat", "view-runs"}),
 }
