@@ -9,6 +9,7 @@ import re
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -56,36 +57,59 @@ def _plain_types(annotation: Any) -> tuple[type, ...] | None:
     return (*allowed, int) if float in allowed else allowed   # 3 is a fine float
 
 
-def _check_inputs(handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Values that come through the API can be anything: one of the wrong basic type is refused in words
-    here, before the handler trips over it (the browser always sends the right types). None passes: it is
-    how a page says nothing is chosen, and handlers answer it themselves."""
-    try:
-        hints = typing.get_type_hints(handler)
-        given = inspect.signature(handler).bind(*args, **kwargs).arguments
-    except (NameError, TypeError):
-        return
-    for name, value in given.items():
-        allowed = _plain_types(hints.get(name, Any))
-        if allowed is None or value is None or isinstance(value, allowed):   # None: nothing chosen (yet)
-            continue
-        if int in allowed and isinstance(value, float) and value.is_integer():   # gr.Number sends 3.0
-            continue
-        kinds = " or ".join(dict.fromkeys(_KIND_WORDS[kind] for kind in allowed if kind is not int or
-                                          float not in allowed))
-        got = f"{_KIND_WORDS.get(type(value), type(value).__name__)} {repr(value)[:40]}"
-        raise ConfigError(f"The value for '{name}' is {got}, but it takes {kinds}.",
-                          "Send a value of that kind (the studio's page always does).")
+@dataclass(frozen=True)
+class _InputTypes:
+    """A handler's signature and the plain types each parameter allows, worked out once when it is wrapped."""
+
+    signature: inspect.Signature
+    allowed: dict[str, tuple[type, ...]]
+
+    @classmethod
+    def of(cls, handler: Callable[..., Any]) -> _InputTypes | None:
+        try:
+            hints = typing.get_type_hints(handler)
+            signature = inspect.signature(handler)
+        except (NameError, TypeError, ValueError):
+            return None
+        allowed = {name: kinds for name in signature.parameters
+                   if (kinds := _plain_types(hints.get(name, Any))) is not None}
+        return cls(signature, allowed)
+
+    def check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Values that come through the API can be anything: one of the wrong basic type is refused in words
+        here, before the handler trips over it (the browser always sends the right types). None passes: it
+        is how a page says nothing is chosen, and handlers answer it themselves."""
+        try:
+            given = self.signature.bind(*args, **kwargs).arguments
+        except TypeError:
+            return
+        for name, value in given.items():
+            allowed = self.allowed.get(name)
+            if allowed is None or value is None or isinstance(value, allowed):   # None: nothing chosen (yet)
+                continue
+            if int in allowed and isinstance(value, float) and value.is_integer():   # gr.Number sends 3.0
+                continue
+            kinds = " or ".join(dict.fromkeys(_KIND_WORDS[kind] for kind in allowed if kind is not int or
+                                              float not in allowed))
+            got = f"{_KIND_WORDS.get(type(value), type(value).__name__)} {repr(value)[:40]}"
+            raise ConfigError(f"The value for '{name}' is {got}, but it takes {kinds}.",
+                              "Send a value of that kind (the studio's page always does).")
 
 
 def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a handler (plain or generator) so errors reach the user as gr.Error with a human message, and
     values of the wrong type never reach it."""
+    expected = _InputTypes.of(handler)
+
+    def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if expected is not None:
+            expected.check(args, kwargs)
+
     if inspect.isgeneratorfunction(handler):
         @functools.wraps(handler)
         def stream(*args: Any, **kwargs: Any) -> Any:
             try:
-                _check_inputs(handler, args, kwargs)
+                check(args, kwargs)
                 yield from handler(*args, **kwargs)
             except gr.Error:
                 raise
@@ -96,7 +120,7 @@ def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(handler)
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            _check_inputs(handler, args, kwargs)
+            check(args, kwargs)
             return handler(*args, **kwargs)
         except gr.Error:
             raise
