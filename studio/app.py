@@ -23,6 +23,7 @@ from studio.access import current_user  # noqa: E402
 from studio.context import StudioContext  # noqa: E402
 from studio.errors import friendly  # noqa: E402
 from studio.guide import GuidePanel  # noqa: E402
+from studio.i18n import COOKIE, LANGUAGES, NO_TRANSLATION, StaticTexts, language_of, tr  # noqa: E402
 from studio.tabs import chat, configure, demo, evaluate, export, rate, train  # noqa: E402
 from studio.tabs import data as data_tab  # noqa: E402
 
@@ -47,6 +48,9 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         with gr.Row(elem_id="header"):
             gr.Markdown("# LoRA Studio\nFine-tune a chat model on your own dialogues — no code needed.")
             status = gr.Markdown(elem_id="studio-status")
+            switch = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value="en", show_label=False,
+                              container=False, elem_id="language", elem_classes=[NO_TRANSLATION], scale=0,
+                              min_width=200)
         # The config the Configure tab shows (validated, as a dict), read by the Train tab when starting.
         current_config = gr.State(None)
         rater_memory = rate.browser_memory()   # the Rate tab's rater name and session, per browser
@@ -87,15 +91,44 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         def studio_status(request: gr.Request) -> str:
             role = ctx.role(request)
             ready = modeling.default_model_ready(ctx.workspace)
-            model_state = "ready" if ready else "being prepared (first start only, about 30 s)"
-            who = f"Logged in as {request.username} ({role}) · " if role else ""
-            where = f"Workspace `{ctx.workspace.root}` · " if may(role, "data") else ""   # server paths: admins only
-            datasets = f"{len(store.list_datasets(ctx.workspace))} dataset(s) · " if may(role, "data") else ""
-            return f"{who}{where}{datasets}default model {model_state} · device: {modeling.plan_device().device.upper()}"
+            model_state = tr("ready") if ready else tr("being prepared (first start only, about 30 s)")
+            who = tr("Logged in as {name} ({role}) · ", name=request.username, role=tr(role)) if role else ""
+            where = tr("Workspace `{path}` · ", path=ctx.workspace.root) if may(role, "data") else ""   # admins only
+            datasets = tr("{count} dataset(s) · ", count=len(store.list_datasets(ctx.workspace))) \
+                if may(role, "data") else ""
+            return who + where + datasets + tr("default model {state} · device: {device}", state=model_state,
+                                                device=modeling.plan_device().device.upper())
 
         app.load(studio_status, None, status, api_name="studio_status", show_progress="hidden")
+        _connect_language(app, switch, status, studio_status)
         app.load(friendly(pages_for), None, [tabs, *pages], api_name="pages_for_role", show_progress="hidden")
     return app
+
+
+JS_REMEMBER_LANGUAGE = f"""(lang) => {{
+    document.cookie = "{COOKIE}=" + lang + "; path=/; max-age=31536000; SameSite=Lax";
+    document.documentElement.lang = lang;
+    return lang;
+}}"""
+
+
+def _connect_language(app: gr.Blocks, switch: gr.Radio, status: gr.Markdown, studio_status: Any) -> None:
+    """Every static text of the page in the browser's language on load, and again when the switch moves
+    (the switch's cookie remembers the choice; handlers read it from each request: studio.i18n)."""
+    texts = StaticTexts(app)
+
+    @friendly
+    def page_language(request: gr.Request) -> list[Any]:
+        lang = language_of(request)
+        return [gr.update(value=lang), *texts.updates(lang)]
+
+    @friendly
+    def switch_language(lang: str | None) -> list[Any]:
+        return texts.updates(lang if lang in LANGUAGES else "en")
+
+    app.load(page_language, None, [switch, *texts.blocks], api_name="page_language", show_progress="hidden")
+    switch.input(switch_language, switch, texts.blocks, api_name="switch_language", show_progress="hidden",
+                 js=JS_REMEMBER_LANGUAGE).then(studio_status, None, status, show_progress="hidden")
 
 
 def _log_to_workspace(workspace: Workspace) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from core.errors import ConfigError, DiskFullError, StudioError, classify
+from studio.i18n import language, language_of, tr
 
 log = logging.getLogger("lora_studio")
 
@@ -35,10 +36,20 @@ def _as_gradio_error(error: Exception) -> gr.Error:
         error = known
     if isinstance(error, StudioError):
         log.info("Refused or failed: %s", error)
-        return gr.Error(without_server_paths(str(error)), title=f"{error.kind.capitalize()} problem")
+        return gr.Error(without_server_paths(in_reader_language(error)), title=tr(error_title(error)))
     log.exception("Unexpected error in a UI handler")
-    return gr.Error(f"Something unexpected went wrong ({type(error).__name__}). "
-                    "The details are in the studio's log.", title="Unexpected error")
+    return gr.Error(tr("Something unexpected went wrong ({error}). The details are in the studio's log.",
+                       error=type(error).__name__), title=tr("Unexpected error"))
+
+
+def error_title(error: StudioError) -> str:
+    """The banner's title, in English: "Data problem"."""
+    return f"{error.kind.capitalize()} problem"
+
+
+def in_reader_language(error: StudioError) -> str:
+    """The error's message in the language of the request: its problem and its fix, each translated."""
+    return f"{tr(error.problem)} {tr(error.fix)}".strip()
 
 
 _PLAIN = (str, int, float, bool, list, dict, type(None))
@@ -97,11 +108,15 @@ class _InputTypes:
 
 
 def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a handler (plain or generator) so errors reach the user as gr.Error with a human message, and
-    values of the wrong type never reach it."""
+    """Wrap a handler (plain or generator) so errors reach the user as gr.Error with a human message in
+    their language, and values of the wrong type never reach it."""
     expected = _InputTypes.of(handler)
 
     def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # Messages in the reader's language: every event of a page carries its request (studio.access).
+        request = next((value for value in (*args, *kwargs.values()) if isinstance(value, gr.Request)), None)
+        if request is not None:
+            language.set(language_of(request))
         if expected is not None:
             expected.check(args, kwargs)
 

@@ -1,0 +1,167 @@
+"""The studio in English and in Simplified Chinese.
+
+English is written in the code, as the text itself (gettext's convention: the English sentence is the key);
+the Chinese of every such text lives in one place, the JSON files of assets/i18n/zh-CN/ (one file per area of
+the product, merged on load). `python -m studio.i18n_audit` lists what is not translated yet.
+
+- Static texts (labels, help, placeholders, button and tab names, fixed Markdown) are written in English in
+  the tab builders; `StaticTexts` finds them in the built app and relabels them in the reader's language on
+  page load and when the language switch changes.
+- Texts made by handlers go through `tr()`, which reads the language of the request being handled
+  (`language`, set for every event by studio.access from the browser's choice).
+- Texts made in core/ (error messages, the guide, the glossary) are English; `tr()` translates them too,
+  including messages core formats with values (`f"Line {number}: {why}"` is catalogued under that template
+  with the expression names as placeholders, and matched back).
+
+The language is a cookie the switch sets (remembered per browser); without one, the browser's preferred
+language decides.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextvars import ContextVar
+from functools import cache
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+CATALOGS = Path(__file__).resolve().parent.parent / "assets" / "i18n"
+LANGUAGES = {"en": "English", "zh-CN": "简体中文"}
+COOKIE = "lora_studio_lang"
+NO_TRANSLATION = "notranslate"   # a block with this class keeps its words (the language switch; browsers honour it too)
+
+# The language of the request being handled; studio.access sets it for every event.
+language: ContextVar[str] = ContextVar("language", default="en")
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+@cache
+def catalog(lang: str) -> dict[str, str]:
+    """English text -> its translation, from every JSON file of assets/i18n/<lang>/ ({} for English)."""
+    merged: dict[str, str] = {}
+    for path in sorted((CATALOGS / lang).glob("*.json")):
+        merged.update(json.loads(path.read_text(encoding="utf-8")))
+    return merged
+
+
+@cache
+def _templates(lang: str) -> list[tuple[re.Pattern[str], list[str], str]]:
+    """The catalog's texts with placeholders as patterns that match their filled-in English, the most
+    specific (most fixed text) first."""
+    compiled = []
+    for english, translated in catalog(lang).items():
+        names = _PLACEHOLDER.findall(english)
+        if not names:
+            continue
+        fixed = _PLACEHOLDER.split(english)[::2]
+        pattern = "(.+?)".join(re.escape(part) for part in fixed)
+        compiled.append((re.compile(pattern, re.DOTALL), names, translated, sum(map(len, fixed))))
+    compiled.sort(key=lambda entry: -entry[3])
+    return [(pattern, names, translated) for pattern, names, translated, _ in compiled]
+
+
+def tr(text: str, **values: Any) -> str:
+    """`text` in the language of the request being handled, with `values` filled into its {placeholders}.
+    English text made elsewhere with values already in it (a core error message) is matched against the
+    catalog's templates; what the catalog lacks stays English."""
+    return translate(text, language.get(), **values)
+
+
+def translate(text: str, lang: str, **values: Any) -> str:
+    if not text:
+        return text
+    translated = catalog(lang).get(text)
+    if translated is None and not values and lang != "en":
+        translated = _match_template(text, lang)
+    result = translated if translated is not None else text
+    return result.format(**values) if values else result
+
+
+def is_translated(text: str, lang: str) -> bool:
+    return text in catalog(lang) or _match_template(text, lang) is not None
+
+
+def _match_template(text: str, lang: str) -> str | None:
+    for pattern, names, translated in _templates(lang):
+        match = pattern.fullmatch(text)
+        if match:
+            return _fill(translated, {name: translate(value, lang) for name, value in zip(names, match.groups())})
+    return None
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """`template` with its {placeholders} replaced by `values` (named by expressions, so not str.format)."""
+    return _PLACEHOLDER.sub(lambda placeholder: values.get(placeholder[1], placeholder[0]), template)
+
+
+def language_of(request: gr.Request | None) -> str:
+    """The language chosen in this browser (the switch's cookie), else the first of the browser's preferred
+    languages that the studio speaks, else English."""
+    headers = getattr(request, "headers", None) or {}
+    try:
+        chosen = SimpleCookie(headers.get("cookie", "")).get(COOKIE)
+    except CookieError:
+        chosen = None
+    if chosen is not None and chosen.value in LANGUAGES:
+        return chosen.value
+    for preference in headers.get("accept-language", "").split(","):
+        tag = preference.split(";")[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return "en"
+
+
+# Which properties of which blocks carry words a reader sees (an input's value is the user's, never translated).
+_TEXT_PROPERTIES = ("label", "info", "placeholder")
+_VALUE_IS_TEXT = (gr.Markdown, gr.Button, gr.DownloadButton, gr.UploadButton)
+_HAS_CHOICES = (gr.Radio, gr.Dropdown, gr.CheckboxGroup)
+
+
+class StaticTexts:
+    """The words written into the app when it was built, found by walking its blocks, so the tab builders
+    stay plain Gradio in English; `updates(lang)` relabels all of them at once."""
+
+    def __init__(self, app: gr.Blocks) -> None:
+        self.texts: dict[gr.blocks.Block, dict[str, Any]] = {}
+        for block in app.blocks.values():
+            if NO_TRANSLATION in (getattr(block, "elem_classes", None) or []):
+                continue
+            found = {name: getattr(block, name) for name in _TEXT_PROPERTIES
+                     if isinstance(getattr(block, name, None), str) and getattr(block, name).strip()}
+            if isinstance(block, _VALUE_IS_TEXT) and isinstance(block.value, str) and block.value.strip():
+                found["value"] = block.value
+            if isinstance(block, _HAS_CHOICES) and block.choices:
+                found["choices"] = list(block.choices)
+            if found:
+                self.texts[block] = found
+
+    @property
+    def blocks(self) -> list[gr.blocks.Block]:
+        return list(self.texts)
+
+    def english(self) -> Iterator[str]:
+        """Every English text in the app, for the catalog check."""
+        for properties in self.texts.values():
+            for name, text in properties.items():
+                if name == "choices":
+                    yield from (label for label, _ in text if isinstance(label, str) and label.strip())
+                else:
+                    yield text
+
+    def updates(self, lang: str) -> list[dict[str, Any]]:
+        return [gr.update(**{name: self._translated(name, text, lang) for name, text in properties.items()})
+                for properties in self.texts.values()]
+
+    @staticmethod
+    def _translated(name: str, text: Any, lang: str) -> Any:
+        if name == "choices":   # the labels change, the values the handlers get do not
+            return [(translate(label, lang) if isinstance(label, str) else label, value) for label, value in text]
+        return translate(text, lang)
