@@ -119,8 +119,8 @@ def _connect_language(app: gr.Blocks, switch: gr.Radio, status: gr.Markdown, stu
 
     @friendly
     def page_language(request: gr.Request) -> list[Any]:
-        lang = language_of(request)
-        return [gr.update(value=lang), *texts.updates(lang)]
+        lang = language_of(request)   # the page is built in English: nothing to change then
+        return [gr.update(value=lang), *(texts.updates(lang) if lang != "en" else [gr.skip()] * len(texts.blocks))]
 
     @friendly
     def switch_language(lang: str | None) -> list[Any]:
