@@ -251,6 +251,12 @@ def _lines(text: str) -> list[int]:
     return [int(number) for number in found]
 
 
+# The pickers' choices are redrawn by several events (page load, upload, save); one that read the list a moment
+# earlier can land last, and Gradio would then refuse the newer selection as "not in the list of choices".
+# The handlers check every dataset and version against the disk instead (store.version_dir), in words.
+PICKER: dict[str, Any] = {"allow_custom_value": True}
+
+
 def _selected(value: str | None) -> tuple[str, int]:
     """("demo-clinic-faq", 2) from the version dropdown's value "demo-clinic-faq/v2"."""
     dataset_id, _, number = (value or "").rpartition("/v")
@@ -634,7 +640,7 @@ def _split_and_mix(shared: Shared) -> None:
                 "(repeating them if there are too few).")
     with gr.Row():
         shared.other.render()
-        other_version = gr.Dropdown(label="Its version", elem_id="ds-mix-other-version")
+        other_version = gr.Dropdown(label="Its version", elem_id="ds-mix-other-version", **PICKER)
         ratio = gr.Textbox(value="8:2", label="Ratio (this : other)", elem_id="ds-mix-ratio")
         mix = gr.Button("Mix into a new version", variant="primary", elem_id="ds-mix-button")
     split_report = gr.Markdown(elem_id="ds-split-report")
@@ -673,13 +679,13 @@ def _split_and_mix(shared: Shared) -> None:
 def build(ctx: StudioContext, app: gr.Blocks) -> None:
     workspace = ctx.workspace
     with gr.Row():
-        dataset = gr.Dropdown(label="Dataset", elem_id="ds-dataset", scale=3)
-        version = gr.Dropdown(label="Version", elem_id="ds-version", scale=2)
+        dataset = gr.Dropdown(label="Dataset", elem_id="ds-dataset", scale=3, **PICKER)
+        version = gr.Dropdown(label="Version", elem_id="ds-version", scale=2, **PICKER)
     version_summary = gr.Markdown(elem_id="ds-version-summary")
     with gr.Accordion("All datasets", open=True, elem_id="ds-all"):
         table = gr.Dataframe(headers=DATASET_COLUMNS, interactive=False, elem_id="datasets-table", wrap=True)
     shared = Shared(workspace, ctx.allow("data"), ctx.max_upload_bytes, table, dataset, version,
-                    other=gr.Dropdown(label="Other dataset", elem_id="ds-mix-other", render=False),
+                    other=gr.Dropdown(label="Other dataset", elem_id="ds-mix-other", render=False, **PICKER),
                     lengths_plot=gr.Plot(elem_id="ds-lengths", label="Token lengths", render=False))
 
     with gr.Tabs(elem_id="ds-tabs"):
