@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.components.api_component import Api
 
 CATALOGS = Path(__file__).resolve().parent.parent / "assets" / "i18n"
 LANGUAGES = {"en": "English", "zh-CN": "简体中文"}
@@ -132,8 +133,8 @@ class StaticTexts:
     def __init__(self, app: gr.Blocks) -> None:
         self.texts: dict[gr.blocks.Block, dict[str, Any]] = {}
         for block in app.blocks.values():
-            if NO_TRANSLATION in (getattr(block, "elem_classes", None) or []):
-                continue
+            if isinstance(block, Api) or NO_TRANSLATION in (getattr(block, "elem_classes", None) or []):
+                continue   # gr.api() endpoints are blocks too, never shown
             found = {name: getattr(block, name) for name in _TEXT_PROPERTIES
                      if isinstance(getattr(block, name, None), str) and getattr(block, name).strip()}
             if isinstance(block, _VALUE_IS_TEXT) and isinstance(block.value, str) and block.value.strip():

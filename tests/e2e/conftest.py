@@ -44,7 +44,8 @@ def screenshot():
 
 
 @pytest.fixture
-def page(studio):
+def page(studio, request: pytest.FixtureRequest):
+    """A page on the studio; a test module's BROWSER_LOCALE (e.g. "zh-CN") is the language the browser asks for."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -55,7 +56,8 @@ def page(studio):
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        context = browser.new_context(viewport={"width": 1280, "height": 860},
+                                      locale=getattr(request.module, "BROWSER_LOCALE", "en-US"))
         page = context.new_page()
         page.on("request", lambda request: outside.append(request.url)
                 if urlparse(request.url).hostname not in ("127.0.0.1", None) else None)
