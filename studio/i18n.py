@@ -40,6 +40,7 @@ NO_TRANSLATION = "notranslate"   # a block with this class keeps its words (the 
 language: ContextVar[str] = ContextVar("language", default="en")
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+MIN_FIXED_CHARACTERS = 4   # a template matches filled-in text only when this much of it is fixed words
 
 
 @cache
@@ -61,6 +62,8 @@ def _templates(lang: str) -> list[tuple[re.Pattern[str], list[str], str]]:
         if not names:
             continue
         fixed = _PLACEHOLDER.split(english)[::2]
+        if len("".join(fixed).replace(" ", "")) < MIN_FIXED_CHARACTERS:
+            continue   # "{a}: {b}" would match half of all messages
         pattern = "(.+?)".join(re.escape(part) for part in fixed)
         compiled.append((re.compile(pattern, re.DOTALL), names, translated, sum(map(len, fixed))))
     compiled.sort(key=lambda entry: -entry[3])
