@@ -34,6 +34,7 @@ from core.data import formats, pii, quality, similarity
 from core.data.lengths import DEFAULT_MAX_TOKENS, TokenCounter
 from core.data.reports import ContradictionGroup, GroupRow
 from core.errors import DataError
+from core.text import N_
 
 STEPS = ("low_quality", "too_long", "duplicates", "near_duplicates", "contradictions", "pii")
 REASONS = ("invalid", "duplicate", "near_duplicate", "contradiction", "low_quality", "too_long", "template_error")
@@ -117,7 +118,7 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
             raise DataError("The 'too long' step needs the model's tokenizer.", "Pick a model, or switch the step off.")
         over, broken = counter.over_limit(conversations, options.max_tokens)
         for index, tokens in over.items():
-            decisions.reject(index, "too_long", f"{tokens} tokens, over the limit of {options.max_tokens}")
+            decisions.reject(index, "too_long", N_(f"{tokens} tokens, over the limit of {options.max_tokens}"))
         for index, why in broken.items():
             decisions.reject(index, "template_error", why)
 
@@ -128,7 +129,7 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
         for index in alive:
             first = first_seen.setdefault(tuple(texts[index]), index)
             if first != index:
-                decisions.reject(index, "duplicate", f"same as line {lines[first]}")
+                decisions.reject(index, "duplicate", N_(f"same as line {lines[first]}"))
         alive = decisions.alive(alive)
 
     groups: list[ContradictionGroup] = []
@@ -163,7 +164,7 @@ def _similar_rows(alive: list[int], texts: dict[int, list[tuple[str, str]]], lin
     if "near_duplicates" in options.steps:
         for members in similarity.groups(len(alive), near):
             for member in members[1:]:
-                decisions.reject(alive[member], "near_duplicate", f"near-duplicate of line {lines[alive[members[0]]]}")
+                decisions.reject(alive[member], "near_duplicate", N_(f"near-duplicate of line {lines[alive[members[0]]]}"))
     if "contradictions" not in options.steps:
         return []
     same_question = similarity.similar_pairs(prompt_sigs, options.same_question_threshold)
@@ -230,12 +231,12 @@ def _resolve(group_id: str, indices: list[int], lines: list[int], conversations:
     group_lines = [lines[i] for i in indices]
     kept = _kept_lines(group_id, group_lines, choice)
     keeping = set(kept)
-    what = f"line {kept[0]} was kept" if kept else "the whole group was dropped"
+    what = N_(f"line {kept[0]} was kept") if kept else N_("the whole group was dropped")
     for index in indices:
         if lines[index] in keeping:
             decisions.group_of[index] = group_id
         else:
-            decisions.reject(index, "contradiction", f"contradiction group {group_id} ({len(indices)} rows): {what}")
+            decisions.reject(index, "contradiction", N_(f"contradiction group {group_id} ({len(indices)} rows): {what}"))
     return ContradictionGroup(group_id, group_lines, choice, kept, [
         GroupRow(lines[i], formats.text_of(conversations[i], "user")[:_GROUP_TEXT_CHARS],
                  formats.text_of(conversations[i], "assistant")[:_GROUP_TEXT_CHARS]) for i in indices[:GROUP_ROWS_SHOWN]])

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DataError
+from core.text import N_
 
 Message = dict[str, str]
 
@@ -42,24 +43,25 @@ _PREVIEW_CHARS = 2000  # how much of an unreadable line a reject keeps for the u
 
 # First bytes of common files that are not text, and what to say about them.
 _MAGIC = {
-    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx or Word .docx file is one)",
-    b"\xd0\xcf\x11\xe0": "an old Office file (.xls or .doc)",
-    b"%PDF": "a PDF document",
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"GIF8": "a GIF image",
-    b"\x1f\x8b": "a gzip archive",
-    b"PAR1": "a Parquet file",
-    b"SQLite format 3": "an SQLite database",
-    b"7z\xbc\xaf": "a 7-Zip archive",
-    b"Rar!": "a RAR archive",
+    b"PK\x03\x04": N_("a ZIP archive (an Excel .xlsx or Word .docx file is one)"),
+    b"\xd0\xcf\x11\xe0": N_("an old Office file (.xls or .doc)"),
+    b"%PDF": N_("a PDF document"),
+    b"\x89PNG": N_("a PNG image"),
+    b"\xff\xd8\xff": N_("a JPEG image"),
+    b"GIF8": N_("a GIF image"),
+    b"\x1f\x8b": N_("a gzip archive"),
+    b"PAR1": N_("a Parquet file"),
+    b"SQLite format 3": N_("an SQLite database"),
+    b"7z\xbc\xaf": N_("a 7-Zip archive"),
+    b"Rar!": N_("a RAR archive"),
 }
 _SUFFIX_HINTS = {
-    ".xlsx": " In Excel choose File → Save As → CSV UTF-8.",
-    ".xls": " In Excel choose File → Save As → CSV UTF-8.",
-    ".txt": " If it holds one JSON object per line, rename it to .jsonl.",
-    ".tsv": " Save it as .csv (tab-separated CSV files are read too) or .jsonl.",
-    ".parquet": " Export it to JSON Lines first, e.g. with pandas: df.to_json('data.jsonl', orient='records', lines=True).",
+    ".xlsx": N_("In Excel choose File → Save As → CSV UTF-8."),
+    ".xls": N_("In Excel choose File → Save As → CSV UTF-8."),
+    ".txt": N_("If it holds one JSON object per line, rename it to .jsonl."),
+    ".tsv": N_("Save it as .csv (tab-separated CSV files are read too) or .jsonl."),
+    ".parquet": N_("Export it to JSON Lines first, e.g. with pandas: df.to_json('data.jsonl', orient='records', "
+                   "lines=True)."),
 }
 _SPEAKERS = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
              "bot": "assistant", "model": "assistant", "system": "system", "developer": "system"}
@@ -118,9 +120,9 @@ def file_format(name: str) -> str:
     """jsonl, json or csv from the file name; DataError for anything else."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
-        kind = f"is a {suffix} file" if suffix else "has no extension"
+        kind = N_(f"is a {suffix} file") if suffix else N_("has no extension")
         raise DataError(f"{name} {kind}; LoRA Studio reads .jsonl, .json and .csv files.",
-                        _SUFFIX_HINTS.get(suffix, "Save your data in one of those formats and upload it again.").strip())
+                        _SUFFIX_HINTS.get(suffix, N_("Save your data in one of those formats and upload it again.")))
     return SUFFIXES[suffix]
 
 
@@ -189,13 +191,14 @@ def _guess_encoding(raw: bytes) -> str:
     try:
         text = raw.decode("gb18030")
     except UnicodeDecodeError:
-        return "Windows-1252 or Latin-1"
-    return "GBK/GB18030, common on Chinese Windows" if re.search(r"[\u4e00-\u9fff]", text) else "Windows-1252 or Latin-1"
+        return N_("Windows-1252 or Latin-1")
+    return N_("GBK/GB18030, common on Chinese Windows") if re.search(r"[\u4e00-\u9fff]", text) else \
+        N_("Windows-1252 or Latin-1")
 
 
 def _undecodable(text: str) -> str | None:
     found = _UNDECODABLE.search(text)
-    return None if found is None else f"bytes that are not UTF-8 at column {found.start() + 1} (save the file as UTF-8)"
+    return None if found is None else N_(f"bytes that are not UTF-8 at column {found.start() + 1} (save the file as UTF-8)")
 
 
 def _shown(text: str) -> str:
@@ -211,11 +214,11 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()}"
     if isinstance(value, (int, float)):
-        return f"a number ({value})"
+        return N_(f"a number ({value})")
     if isinstance(value, list):
-        return "a list"
+        return N_("a list")
     if isinstance(value, dict):
-        return "an object"
+        return N_("an object")
     return type(value).__name__
 
 
@@ -224,37 +227,37 @@ def _text(value: Any, what: str) -> str:
         return value
     if isinstance(value, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in value):
         return "".join(part["text"] for part in value)  # OpenAI content parts [{"type": "text", "text": ...}]
-    raise ValueError(f"{what} must be text, got {_kind(value)}")
+    raise ValueError(N_(f"{what} must be text, got {_kind(value)}"))
 
 
 def _field(record: dict, key: str) -> str:
     if key not in record:
-        raise ValueError(f"missing field '{key}'")
-    return _text(record[key], f"field '{key}'")
+        raise ValueError(N_(f"missing field '{key}'"))
+    return _text(record[key], N_(f"field '{key}'"))
 
 
 def _optional_system(record: dict) -> list[Message]:
     if record.get("system") in (None, ""):
         return []
-    return [{"role": "system", "content": _text(record["system"], "field 'system'")}]
+    return [{"role": "system", "content": _text(record["system"], N_("field 'system'"))}]
 
 
 def _messages_list(value: Any, field_name: str, role_key: str, content_key: str) -> list[Message]:
     if not isinstance(value, list):
-        raise ValueError(f"'{field_name}' must be a list of messages, got {_kind(value)}")
+        raise ValueError(N_(f"'{field_name}' must be a list of messages, got {_kind(value)}"))
     messages = []
     for number, item in enumerate(value, start=1):
         if not isinstance(item, dict):
-            raise ValueError(f"message {number} in '{field_name}' must be an object, got {_kind(item)}")
+            raise ValueError(N_(f"message {number} in '{field_name}' must be an object, got {_kind(item)}"))
         keys = (role_key, content_key) if role_key in item or content_key in item else ("role", "content")
         if keys[0] not in item or keys[1] not in item:
-            raise ValueError(f"message {number} in '{field_name}' needs '{role_key}' and '{content_key}'")
+            raise ValueError(N_(f"message {number} in '{field_name}' needs '{role_key}' and '{content_key}'"))
         speaker = item[keys[0]]
         role = _SPEAKERS.get(speaker.lower()) if isinstance(speaker, str) else None
         if role is None:
-            raise ValueError(f"message {number} has an unknown role {json.dumps(speaker, ensure_ascii=False)}; "
-                             "use system, user or assistant")
-        messages.append({"role": role, "content": _text(item[keys[1]], f"the text of message {number}")})
+            raise ValueError(N_(f"message {number} has an unknown role {json.dumps(speaker, ensure_ascii=False)}; "
+                                "use system, user or assistant"))
+        messages.append({"role": role, "content": _text(item[keys[1]], N_(f"the text of message {number}"))})
     return messages
 
 
@@ -263,11 +266,11 @@ def _alpaca(record: dict, answer_required: bool) -> list[Message]:
     history = record.get("history") or []
     if not isinstance(history, list) or not all(
             isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair) for pair in history):
-        raise ValueError("'history' must be a list of [prompt, response] pairs of text")
+        raise ValueError(N_("'history' must be a list of [prompt, response] pairs of text"))
     for prompt, response in history:
         messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
     instruction = _field(record, "instruction")
-    extra = _text(record.get("input") or "", "field 'input'")
+    extra = _text(record.get("input") or "", N_("field 'input'"))
     prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
     messages.append({"role": "user", "content": prompt})
     return messages + _answer(record, "output", answer_required)
@@ -302,7 +305,7 @@ def conversation(record: Any, answer_required: bool = True) -> tuple[str, list[M
     """(format name, messages) of one record; ValueError saying what is wrong when it cannot be read.
     Without `answer_required`, a record may end with the user's turn (a prompt with no answer yet)."""
     if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {_kind(record)}")
+        raise ValueError(N_(f"expected a JSON object, got {_kind(record)}"))
     kind = record_format(record)
     if kind == "openai":
         messages = _messages_list(record["messages"], "messages", "role", "content")
@@ -314,8 +317,8 @@ def conversation(record: Any, answer_required: bool = True) -> tuple[str, list[M
         messages = _prompt_response(record, answer_required)
     else:
         keys = ", ".join(sorted(map(str, record))) or "none"
-        raise ValueError(f"unknown format (keys: {keys}); expected prompt/response, messages, conversations "
-                         "or instruction/output")
+        raise ValueError(N_(f"unknown format (keys: {keys}); expected prompt/response, messages, conversations "
+                            "or instruction/output"))
     check_turns(messages, answer_required)
     return kind, messages
 
@@ -327,17 +330,17 @@ def check_turns(messages: list[Message], answer_required: bool = True) -> None:
     offset = 1 if messages and messages[0]["role"] == "system" else 0
     turns = messages[offset:]
     if not turns:
-        raise ValueError("the conversation has no user or assistant message")
+        raise ValueError(N_("the conversation has no user or assistant message"))
     for position, message in enumerate(turns):
         number, expected = offset + position + 1, ("user", "assistant")[position % 2]
         if message["role"] != expected:
-            where = "allowed only first" if message["role"] == "system" else f"{expected} expected"
-            raise ValueError(f"message {number} is from {message['role']} ({where}); "
-                             "messages must go user, assistant, user, assistant…")
+            where = N_("allowed only first") if message["role"] == "system" else N_(f"{expected} expected")
+            raise ValueError(N_(f"message {number} is from {message['role']} ({where}); "
+                                "messages must go user, assistant, user, assistant…"))
         if expected == "user" and not message["content"].strip():
-            raise ValueError("the prompt is empty" if len(turns) == 2 else f"message {number} (user) is empty")
+            raise ValueError(N_("the prompt is empty") if len(turns) == 2 else N_(f"message {number} (user) is empty"))
     if answer_required and turns[-1]["role"] != "assistant":
-        raise ValueError("the last message must be the assistant's answer")
+        raise ValueError(N_("the last message must be the assistant's answer"))
 
 
 def text_of(messages: list[Message], role: str) -> str:
@@ -394,7 +397,7 @@ def _jsonl_records(text: str, name: str) -> Iterator[Record]:
         try:
             yield number, json.loads(line), line
         except json.JSONDecodeError as error:
-            yield number, ValueError(f"invalid JSON at column {error.colno}: {error.msg}"), line
+            yield number, ValueError(N_(f"invalid JSON at column {error.colno}: {error.msg}")), line
 
 
 def _is_json_array_file(text: str, first_line: str) -> bool:
@@ -456,9 +459,10 @@ def _json_single_record(text: str, name: str) -> Iterator[Record]:
         yield 1, value, text.strip()
         return
     inner = [key for key, item in value.items() if isinstance(item, list)] if isinstance(value, dict) else []
-    hint = f" The records seem to be under '{inner[0]}': save that list on its own." if len(inner) == 1 else ""
     raise DataError(f"{name} does not hold a JSON array of records (it holds {_kind(value)}).",
-                    f"Save the records as a JSON array [{{...}}, {{...}}] or as .jsonl.{hint}")
+                    f"Save the records as a JSON array [{{...}}, {{...}}] or as .jsonl. The records seem to be under "
+                    f"'{inner[0]}': save that list on its own." if len(inner) == 1 else
+                    "Save the records as a JSON array [{...}, {...}] or as .jsonl.")
 
 
 def _broken_json(name: str, error: json.JSONDecodeError) -> DataError:
@@ -527,8 +531,8 @@ def _csv_records(text: str, name: str, mapping: CsvMapping | None, answer_requir
                 continue
             source = ",".join(fields)
             if len(fields) != len(columns):
-                yield start, ValueError(f"has {len(fields)} fields but the header has {len(columns)} "
-                                        "(a comma or quote inside a cell?)"), source
+                yield start, ValueError(N_(f"has {len(fields)} fields but the header has {len(columns)} "
+                                           "(a comma or quote inside a cell?)")), source
                 continue
             yield start, {role: fields[i] for role, i in index.items()}, source
     except csv.Error as error:

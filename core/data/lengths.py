@@ -22,6 +22,7 @@ from core.data.formats import Message, text_of
 from core.data.reports import LengthSample
 from core.errors import DataError
 from core.models import templates
+from core.text import N_
 
 DEFAULT_MAX_TOKENS = 2048
 DEFAULT_SAMPLE = 2000   # rows measured for the length histograms (all of them in smaller datasets)
@@ -100,7 +101,7 @@ class TokenCounter:
                     rendered.append(self._render(templates.with_system_prompt(messages, self.system_prompt)))
                     suspects.append(index)
             except (TemplateError, DataError) as error:
-                broken[index] = f"the chat template cannot lay it out: {error}"
+                broken[index] = N_(f"the chat template cannot lay it out: {error}")
         counts = self.text_lengths(rendered)
         return {index: tokens for index, tokens in zip(suspects, counts) if tokens > max_tokens}, broken
 

@@ -11,6 +11,7 @@ import zlib
 
 from core.data.formats import Message
 from core.data.similarity import comparable
+from core.text import N_
 
 DEFAULT_MIN_RESPONSE_CHARS = 2
 
@@ -44,13 +45,13 @@ def _answers(messages: list[Message]) -> list[str]:
 
 def empty_answer(messages: list[Message]) -> str | None:
     if any(not answer.strip() for answer in _answers(messages)):
-        return "empty response"
+        return N_("empty response")
     return None
 
 
 def short_answer(messages: list[Message], min_chars: int) -> str | None:
     if sum(len(answer.strip()) for answer in _answers(messages)) < min_chars:
-        return f"response shorter than {min_chars} characters"
+        return N_(f"response shorter than {min_chars} characters")
     return None
 
 
@@ -63,7 +64,7 @@ def repeats_prompt(messages: list[Message], folded: list[str]) -> str | None:
             continue   # much longer than the question: not a repeat (and not worth stripping)
         asked = _NOT_WORD.sub("", question)
         if asked and asked == _NOT_WORD.sub("", answer):
-            return "response repeats the prompt"
+            return N_("response repeats the prompt")
     return None
 
 
@@ -78,10 +79,10 @@ def runaway_repetition(messages: list[Message]) -> str | None:
         if ratio > _RUNAWAY_MAX_RATIO:
             continue
         if ratio < _RUNAWAY_CERTAIN_RATIO:   # only text that is nearly all repeats packs this small
-            return "runaway repetition"
+            return N_("runaway repetition")
         longest = max((m.end() - m.start() for m in _REPEATED_RUN.finditer(answer)), default=0)
         if longest >= _RUNAWAY_COVERAGE * len(answer):
-            return "runaway repetition"
+            return N_("runaway repetition")
     return None
 
 
@@ -99,7 +100,7 @@ def mojibake(messages: list[Message]) -> str | None:
     if found is None:
         return None
     role = next(m["role"] for m in messages if found.group() in m["content"])
-    return f"mojibake or control characters ({found.group()!r} in the {role} text)"
+    return N_(f"mojibake or control characters ({found.group()!r} in the {role} text)")
 
 
 def placeholder(messages: list[Message], folded: list[str]) -> str | None:
@@ -107,7 +108,7 @@ def placeholder(messages: list[Message], folded: list[str]) -> str | None:
         if message["role"] != "assistant" or not text:
             continue
         if _PLACEHOLDER.fullmatch(text) or any(mark in text and pattern.search(text) for mark, pattern in _PLACEHOLDER_INSIDE):
-            return f"placeholder text ({message['content'].strip()[:40]!r})"
+            return N_(f"placeholder text ({message['content'].strip()[:40]!r})")
     return None
 
 

@@ -34,6 +34,7 @@ from core.data import cleaning, formats, lengths, splits
 from core.data.reports import MixFigures, StepReport, VersionReport
 from core.errors import DataError
 from core.models import modeling
+from core.text import N_
 from core.workspace import ASSETS_DIR, Workspace, atomic_write_json, now_iso, read_json
 
 DEMO_DATASET_ID = "demo-clinic-faq"
@@ -446,7 +447,7 @@ def mix_versions(workspace: Workspace, dataset_id: str, version: int, other_id: 
                         parameters={"other": f"{other_id}/v{other_version}", "ratio": list(ratio), "seed": seed},
                         mix=MixFigures(base_rows=len(base), other_rows=taken, other_available=len(other)))
     return _write_version(workspace, dataset_id, version, "mix", report, mixed, read_rejects(workspace, dataset_id, version),
-                          validation=validation, note=f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}")
+                          validation=validation, note=N_(f"mixed {ratio[0]}:{ratio[1]} with {other_id} v{other_version}"))
 
 
 def add_hard_examples(workspace: Workspace, conversations: Sequence[list[formats.Message]],

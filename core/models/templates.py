@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.errors import DataError, ModelLoadError
+from core.text import N_
 
 IGNORE_INDEX = -100
 TemplateName = Literal["auto", "chatml", "llama2", "deepseek", "alpaca"]
@@ -109,9 +110,9 @@ def describe_template(tokenizer: Any, template: TemplateName = "auto") -> str:
     """In words, which layout `template` means for this tokenizer (for logs and the UI)."""
     if template == "auto":
         if getattr(tokenizer, "chat_template", None):
-            return "the model's own chat template"
-        return "ChatML (the model has no chat template)"
-    return f"the built-in {template} template"
+            return N_("the model's own chat template")
+        return N_("ChatML (the model has no chat template)")
+    return N_(f"the built-in {template} template")
 
 
 def with_system_prompt(messages: list[Message], system_prompt: str) -> list[Message]:

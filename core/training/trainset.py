@@ -27,6 +27,7 @@ from core.data import splits, store
 from core.data.formats import text_of
 from core.errors import DataError
 from core.models.templates import IGNORE_INDEX, TokenizedConversation, describe_template, tokenize_conversation
+from core.text import N_
 from core.workspace import Workspace
 
 T = TypeVar("T")
@@ -103,7 +104,8 @@ def split_validation(rows: Sequence[T], conversations: Sequence[list[dict[str, s
     except DataError as error:
         fix = ("Remove near-duplicates in the Data tab, raise data.validation_ratio, give a separate "
                "data.validation_path, or set data.validation_ratio to 0.")
-        raise DataError(f"{file_name}: {error.problem}", fix) from None
+        # Not an f-string: as a catalogued template, "{file_name}: {error.problem}" would match any text with a colon.
+        raise DataError(file_name + ": " + error.problem, fix) from None
 
 
 def mix_counts(sizes: Sequence[int], shares: Sequence[float]) -> list[int]:
@@ -166,26 +168,26 @@ def _tokenize(rows: list[tuple[str, list[dict[str, str]]]], tokenizer: Any, conf
             full_supervised = tokenized.supervised_count
             tokenized = tokenized.truncated(limit)
             if full_supervised and not tokenized.supervised_count:
-                unsupervised.append(f"{source} (its prompt alone is longer than train.max_seq_length={limit})")
-                fixes["long"] = "raise train.max_seq_length or set train.truncation to drop"
+                unsupervised.append(N_(f"{source} (its prompt alone is longer than train.max_seq_length={limit})"))
+                fixes["long"] = N_("Raise train.max_seq_length or set train.truncation to drop.")
                 continue
         if not tokenized.supervised_count:
             has_reply = any(message.get("role") == "assistant" for message in messages)
             if has_reply:
-                unsupervised.append(f"{source} (the chat template leaves none of its reply to train on)")
-                fixes["template"] = "choose a built-in layout in model.template"
+                unsupervised.append(N_(f"{source} (the chat template leaves none of its reply to train on)"))
+                fixes["template"] = N_("Choose a built-in layout in model.template.")
             else:
-                unsupervised.append(f"{source} (it has no assistant reply)")
-                fixes["reply"] = "give each conversation an assistant reply (fix or remove those rows in the Data tab)"
+                unsupervised.append(N_(f"{source} (it has no assistant reply)"))
+                fixes["reply"] = N_("Give each conversation an assistant reply (fix or remove those rows in the Data tab).")
             continue
         weights = keyword_weights(tokenized, config.data.keywords, config.train.keyword_loss_weight)
         examples.append(Example(tokenized.input_ids, tokenized.labels, weights, source))
     if unsupervised:
         shown = "; ".join(unsupervised[:_GUARD_EXAMPLES])
-        more = f" and {len(unsupervised) - _GUARD_EXAMPLES} more" if len(unsupervised) > _GUARD_EXAMPLES else ""
-        remedy = "; ".join(fixes.values())
-        raise DataError(f"{len(unsupervised)} conversation(s) have nothing to learn from: {shown}{more}.",
-                        remedy[0].upper() + remedy[1:] + ".")
+        if len(unsupervised) > _GUARD_EXAMPLES:   # one value, so that the message's template matches
+            shown = N_(f"{shown} and {len(unsupervised) - _GUARD_EXAMPLES} more")
+        raise DataError(f"{len(unsupervised)} conversation(s) have nothing to learn from: {shown}.",
+                        " ".join(fixes.values()))   # whole sentences (the usual single one is catalogued)
     return examples
 
 

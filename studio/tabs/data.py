@@ -24,14 +24,17 @@ from core.data.lengths import DEFAULT_MAX_TOKENS, LossPreview
 from core.data.reports import ContradictionGroup, LengthSample, StepReport, VersionReport
 from core.errors import DataError
 from core.models import modeling, templates
+from core.text import N_
 from core.workspace import Workspace
 from studio.context import Handler, StudioContext
 from studio.errors import friendly
+from studio.i18n import tr
 
-DATASET_COLUMNS = ["Dataset", "Id", "Latest version", "Conversations", "Source file", "Added"]
-SAMPLE_COLUMNS = ["Line", "Prompt", "Response", "Flags"]
-REJECT_COLUMNS = ["Line", "Reasons", "Details", "Set aside in", "Prompt / text", "Response"]
-COUNT_COLUMNS = ["Check", "Rows", "What it means"]
+# Column headers: English here, translated when a handler builds a table (`_headers`).
+DATASET_COLUMNS = [N_("Dataset"), N_("Id"), N_("Latest version"), N_("Conversations"), N_("Source file"), N_("Added")]
+SAMPLE_COLUMNS = [N_("Line"), N_("Prompt"), N_("Response"), N_("Flags")]
+REJECT_COLUMNS = [N_("Line"), N_("Reasons"), N_("Details"), N_("Set aside in"), N_("Prompt / text"), N_("Response")]
+COUNT_COLUMNS = [N_("Check"), N_("Rows"), N_("What it means")]
 PAGE_SIZE = 20
 CELL_CHARS = 300
 STEP_LABELS = {
@@ -43,17 +46,26 @@ STEP_LABELS = {
     "pii": "Personal data (e-mail, phone, ID numbers, URLs with tokens): flag",
 }
 REASON_HELP = {
-    "invalid": "could not be read (see the upload report for line numbers)",
-    "duplicate": "the same conversation as an earlier row",
-    "near_duplicate": "almost the same question and answer as an earlier row",
-    "contradiction": "dropped while resolving a contradiction group",
-    "low_quality": "empty, too short, repeats the prompt, repeats itself, garbled or placeholder",
-    "too_long": "more tokens than the longest allowed",
-    "template_error": "the model's chat template cannot lay the conversation out",
+    "invalid": N_("could not be read (see the upload report for line numbers)"),
+    "duplicate": N_("the same conversation as an earlier row"),
+    "near_duplicate": N_("almost the same question and answer as an earlier row"),
+    "contradiction": N_("dropped while resolving a contradiction group"),
+    "low_quality": N_("empty, too short, repeats the prompt, repeats itself, garbled or placeholder"),
+    "too_long": N_("more tokens than the longest allowed"),
+    "template_error": N_("the model's chat template cannot lay the conversation out"),
 }
-NO_GROUPS = "No contradictions found: no question is answered in two different ways."
+# What people read for a reason (cleaning.REASONS); the reason itself stays the value handlers filter on.
+REASON_NAMES = {"invalid": N_("invalid"), "duplicate": N_("duplicate"), "near_duplicate": N_("near duplicate"),
+                "contradiction": N_("contradiction"), "low_quality": N_("low quality"), "too_long": N_("too long"),
+                "template_error": N_("template error")}
+PII_NAMES = {"email": N_("email"), "phone": N_("phone"), "id_card": N_("id_card"), "url_token": N_("url_token")}
+VERSION_KINDS = {"upload": N_("upload"), "clean": N_("clean"), "restore": N_("restore"), "split": N_("split"),
+                 "mix": N_("mix")}
+NO_GROUPS = N_("No contradictions found: no question is answered in two different ways.")
 GROUP_POLICIES = {cleaning.KEEP_ALL: "Keep all (flagged)", cleaning.KEEP_FIRST: "Keep the first row",
                   cleaning.DROP_ALL: "Drop all"}
+POLICIES_SAID = {cleaning.KEEP_ALL: N_("keep all (flagged)"), cleaning.KEEP_FIRST: N_("keep the first row"),
+                 cleaning.DROP_ALL: N_("drop all")}   # GROUP_POLICIES within a sentence
 GROUPS_LISTED, GROUPS_IN_PICKER, HIDDEN_LINES_LISTED = 30, 500, 50
 
 
@@ -76,18 +88,28 @@ def _cell(text: str) -> str:
     return text if len(text) <= CELL_CHARS else text[:CELL_CHARS] + "…"
 
 
+def _headers(columns: list[str]) -> list[str]:
+    return [tr(column) for column in columns]
+
+
+def _reason(reason: str) -> str:
+    return tr(REASON_NAMES.get(reason, reason.replace("_", " ")))
+
+
 def _flags(row: dict[str, Any]) -> str:
     flags = row.get("flags") or {}
-    shown = [f"contradiction {flags['contradiction']}" if "contradiction" in flags else "",
-             f"personal data: {', '.join(flags['pii'])}" if "pii" in flags else "",
-             "restored" if row.get("restored") else "", f"from {row['source']}" if row.get("source") else ""]
+    kinds = ", ".join(tr(PII_NAMES.get(kind, kind)) for kind in flags.get("pii", ()))
+    shown = [tr("contradiction {group}", group=flags["contradiction"]) if "contradiction" in flags else "",
+             tr("personal data: {kinds}", kinds=kinds) if "pii" in flags else "",
+             tr("restored") if row.get("restored") else "",
+             tr("from {source}", source=row["source"]) if row.get("source") else ""]
     return "; ".join(part for part in shown if part)
 
 
 def datasets_table(workspace: Workspace) -> pd.DataFrame:
     rows = [(d.name, d.id, f"v{d.latest_version}", d.rows, d.source_file, d.created)
             for d in store.list_datasets(workspace)]
-    return pd.DataFrame(rows, columns=DATASET_COLUMNS)
+    return pd.DataFrame(rows, columns=_headers(DATASET_COLUMNS))
 
 
 def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
@@ -99,48 +121,55 @@ def version_choices(workspace: Workspace, dataset_id: str | None) -> list[tuple[
     dataset always changes the version value and everything below follows."""
     if not dataset_id:
         return []
-    return [(f"v{v.version} · {v.kind} · {v.rows + v.validation_rows} rows", f"{dataset_id}/v{v.version}")
+    return [(tr("v{version} · {kind} · {rows} rows", version=v.version, kind=tr(VERSION_KINDS.get(v.kind, v.kind)),
+                rows=v.rows + v.validation_rows), f"{dataset_id}/v{v.version}")
             for v in reversed(store.versions(workspace, dataset_id))]
 
 
 def version_markdown(workspace: Workspace, report: VersionReport) -> str:
     folder = workspace.dataset_version_dir(report.dataset, report.version).relative_to(workspace.root)
-    made = {"upload": f"uploaded from `{report.source_file or '?'}`", "clean": f"cleaned from v{report.parent}",
-            "restore": f"v{report.parent} plus restored rows", "split": f"v{report.parent} split for training",
-            "mix": f"v{report.parent} {report.note}"}
-    lines = [f"**v{report.version}** — {made.get(report.kind, report.kind)} · {report.kept} rows · "
-             f"{report.rejected} set aside by this step, {report.rejects_total} rejects in all · "
-             f"sha256 `{report.sha256[:12]}` · {report.created}",
-             f"Train on `{folder / store.DATA_FILE}`"]
+    parent = report.parent
+    made = {"upload": tr("uploaded from `{file}`", file=report.source_file or "?"),
+            "clean": tr("cleaned from v{parent}", parent=parent),
+            "restore": tr("v{parent} plus restored rows", parent=parent),
+            "split": tr("v{parent} split for training", parent=parent),
+            "mix": tr("v{parent} {note}", parent=parent, note=tr(report.note))}
+    lines = [tr("**v{version}** — {made} · {kept} rows · {rejected} set aside by this step, {total} rejects in all · "
+                "sha256 `{sha}` · {created}", version=report.version, made=made.get(report.kind, report.kind),
+                kept=report.kept, rejected=report.rejected, total=report.rejects_total, sha=report.sha256[:12],
+                created=report.created),
+             tr("Train on `{path}`", path=folder / store.DATA_FILE)]
     if report.split:
         split = report.split
-        lines.append(f"Validate on `{folder / store.VALIDATION_FILE}` — {split.train} train / "
-                     f"{split.validation} validation, {split.kept_together} rows kept with their "
-                     f"near-duplicates, **{split.leaks} leaks**")
+        lines.append(tr("Validate on `{path}` — {train} train / {validation} validation, {together} rows kept with "
+                        "their near-duplicates, **{leaks} leaks**", path=folder / store.VALIDATION_FILE,
+                        train=split.train, validation=split.validation, together=split.kept_together,
+                        leaks=split.leaks))
     return "\n\n".join(lines)
 
 
 def upload_markdown(report: VersionReport, rejects: list[dict[str, Any]]) -> str:
     formats_seen = ", ".join(f"{count} {kind.replace('_', '/')}" for kind, count in (report.record_formats or {}).items())
-    text = (f"### Read {report.rows_read:,} rows from `{report.source_file}`\n"
-            f"**{report.kept:,} readable** ({formats_seen or 'none'}), **{report.rejected:,} could not be read**. "
-            "The file is stored exactly as uploaded; nothing is dropped silently.")
+    text = tr("### Read {rows:,} rows from `{file}`\n**{kept:,} readable** ({formats}), **{rejected:,} could not be "
+              "read**. The file is stored exactly as uploaded; nothing is dropped silently.", rows=report.rows_read,
+              file=report.source_file, kept=report.kept, formats=formats_seen or tr("none"), rejected=report.rejected)
     invalid = [row for row in rejects if "invalid" in row["reasons"]]
     if invalid:
-        text += "\n\n" + "\n".join(f"- line {row['source_line']}: {row['details'][0]}" for row in invalid[:10])
+        text += "\n\n" + "\n".join(tr("- line {line}: {detail}", line=row["source_line"], detail=tr(row["details"][0]))
+                                    for row in invalid[:10])
         if len(invalid) > 10:
-            text += f"\n- … {len(invalid) - 10} more in the Rejects tab"
+            text += "\n" + tr("- … {count} more in the Rejects tab", count=len(invalid) - 10)
     return text
 
 
 def counts_table(report: StepReport) -> pd.DataFrame:
     flags = report.flags or {}
-    rows = [(reason.replace("_", " "), count, REASON_HELP[reason]) for reason, count in (report.reasons or {}).items()
+    rows = [(_reason(reason), count, tr(REASON_HELP[reason])) for reason, count in (report.reasons or {}).items()
             if reason != "invalid"]
-    rows += [("flagged: personal data", flags.get("pii", 0), "kept, marked (masked if you chose so)"),
-             ("flagged: contradiction", flags.get("contradiction", 0), "kept until you resolve the group"),
-             ("kept", report.kept, f"of {report.rows_read} rows")]
-    return pd.DataFrame(rows, columns=COUNT_COLUMNS)
+    rows += [(tr("flagged: personal data"), flags.get("pii", 0), tr("kept, marked (masked if you chose so)")),
+             (tr("flagged: contradiction"), flags.get("contradiction", 0), tr("kept until you resolve the group")),
+             (tr("kept"), report.kept, tr("of {rows} rows", rows=report.rows_read))]
+    return pd.DataFrame(rows, columns=_headers(COUNT_COLUMNS))
 
 
 def group_choices(groups: list[ContradictionGroup]) -> list[tuple[str, str]]:
@@ -149,52 +178,57 @@ def group_choices(groups: list[ContradictionGroup]) -> list[tuple[str, str]]:
 
 def _line_list(lines: list[int], shown: int = 6) -> str:
     listed = ", ".join(map(str, lines[:shown]))
-    return f"lines {listed}" if len(lines) <= shown else f"{len(lines)} rows, lines {listed}…"
+    return tr("lines {listed}", listed=listed) if len(lines) <= shown else \
+        tr("{count} rows, lines {listed}…", count=len(lines), listed=listed)
 
 
 def resolution_choices(group: ContradictionGroup) -> list[tuple[str, str]]:
-    return ([(GROUP_POLICIES[cleaning.KEEP_ALL], cleaning.KEEP_ALL)]
-            + [(f"Keep line {row.source_line} only", f"{cleaning.KEEP_LINE}{row.source_line}") for row in group.rows]
-            + [(GROUP_POLICIES[cleaning.DROP_ALL], cleaning.DROP_ALL)])
+    return ([(tr(GROUP_POLICIES[cleaning.KEEP_ALL]), cleaning.KEEP_ALL)]
+            + [(tr("Keep line {line} only", line=row.source_line), f"{cleaning.KEEP_LINE}{row.source_line}")
+               for row in group.rows]
+            + [(tr(GROUP_POLICIES[cleaning.DROP_ALL]), cleaning.DROP_ALL)])
 
 
 def group_html(group: ContradictionGroup) -> str:
     cards = "".join(
         f"<div class='ds-card' style='flex:1;min-width:220px;border:1px solid #cbd5e1;border-radius:8px;padding:10px'>"
-        f"<div style='font-weight:700'>Line {row.source_line}</div>"
-        f"<div style='margin-top:6px'><b>Prompt:</b> {html.escape(row.prompt)}</div>"
-        f"<div style='margin-top:6px'><b>Response:</b> {html.escape(row.response)}</div></div>"
+        f"<div style='font-weight:700'>{tr('Line {line}', line=row.source_line)}</div>"
+        f"<div style='margin-top:6px'><b>{tr('Prompt:')}</b> {html.escape(row.prompt)}</div>"
+        f"<div style='margin-top:6px'><b>{tr('Response:')}</b> {html.escape(row.response)}</div></div>"
         for row in group.rows)
     hidden = group.source_lines[len(group.rows):]
-    more = (f"<div>… and {len(hidden)} more rows: lines {', '.join(map(str, hidden[:HIDDEN_LINES_LISTED]))}</div>"
-            if hidden else "")
+    listed = ", ".join(map(str, hidden[:HIDDEN_LINES_LISTED]))
+    more = f"<div>{tr('… and {count} more rows: lines {lines}', count=len(hidden), lines=listed)}</div>" if hidden else ""
     return f"<div id='ds-group-cards' style='display:flex;gap:12px;flex-wrap:wrap'>{cards}</div>{more}"
 
 
 def resolutions_markdown(groups: list[ContradictionGroup], resolutions: dict[str, str], policy: str) -> str:
     if not groups:
-        return NO_GROUPS
+        return tr(NO_GROUPS)
 
     def said(choice: str) -> str:
-        return GROUP_POLICIES.get(choice, choice.replace(cleaning.KEEP_LINE, "keep line ")).lower()
+        if choice in POLICIES_SAID:
+            return tr(POLICIES_SAID[choice])
+        return tr("keep line {line}", line=choice.removeprefix(cleaning.KEEP_LINE))
 
     lines = [f"- **{g.id}** ({_line_list(g.source_lines)}): {said(resolutions.get(g.id, policy))}"
              for g in groups[:GROUPS_LISTED]]
     if len(groups) > GROUPS_LISTED:
-        lines.append(f"- … {len(groups) - GROUPS_LISTED} more: {said(policy)} unless you resolve them one by one")
-    return f"**{len(groups)} contradiction group(s)** — what saving will do:\n" + "\n".join(lines)
+        lines.append(tr("- … {count} more: {what} unless you resolve them one by one", count=len(groups) - GROUPS_LISTED,
+                        what=said(policy)))
+    return tr("**{count} contradiction group(s)** — what saving will do:", count=len(groups)) + "\n" + "\n".join(lines)
 
 
 def lengths_figure(measured: LengthSample | None) -> go.Figure:
     figure = go.Figure()
     if measured:
-        figure.add_histogram(x=measured.prompt_tokens, name="Prompt", opacity=0.7)
-        figure.add_histogram(x=measured.response_tokens, name="Response", opacity=0.7)
-        sample = f" (random {measured.measured:,} of {measured.rows:,})" if measured.sampled else ""
-        title = f"Token lengths of the kept rows{sample}"
+        figure.add_histogram(x=measured.prompt_tokens, name=tr("Prompt"), opacity=0.7)
+        figure.add_histogram(x=measured.response_tokens, name=tr("Response"), opacity=0.7)
+        title = (tr("Token lengths of the kept rows (random {measured:,} of {rows:,})", measured=measured.measured,
+                    rows=measured.rows) if measured.sampled else tr("Token lengths of the kept rows"))
     else:
-        title = "Token lengths appear after a check or a cleaning run"
-    figure.update_layout(title=title, barmode="overlay", xaxis_title="tokens", yaxis_title="rows",
+        title = tr("Token lengths appear after a check or a cleaning run")
+    figure.update_layout(title=title, barmode="overlay", xaxis_title=tr("tokens"), yaxis_title=tr("rows"),
                          height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40})
     return figure
 
@@ -202,15 +236,16 @@ def lengths_figure(measured: LengthSample | None) -> go.Figure:
 def rows_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([(row["source_line"], _cell(formats.text_of(row["messages"], "user")),
                           _cell(formats.text_of(row["messages"], "assistant")), _flags(row)) for row in rows],
-                        columns=SAMPLE_COLUMNS)
+                        columns=_headers(SAMPLE_COLUMNS))
 
 
 def rejects_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame([(row["source_line"], ", ".join(row["reasons"]), _cell("; ".join(row["details"])),
+    return pd.DataFrame([(row["source_line"], ", ".join(map(_reason, row["reasons"])),
+                          _cell("; ".join(tr(detail) for detail in row["details"])),
                           f"v{row.get('version', '?')}",
                           _cell(formats.text_of(row["messages"], "user") if "messages" in row else row.get("text", "")),
                           _cell(formats.text_of(row["messages"], "assistant") if "messages" in row else ""))
-                         for row in rows], columns=REJECT_COLUMNS)
+                         for row in rows], columns=_headers(REJECT_COLUMNS))
 
 
 def page_of(rows: list[dict[str, Any]], page: float) -> tuple[list[dict[str, Any]], int, str]:
@@ -220,25 +255,29 @@ def page_of(rows: list[dict[str, Any]], page: float) -> tuple[list[dict[str, Any
     shown = rows[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
     first = (number - 1) * PAGE_SIZE + 1 if shown else 0
     last = first + len(shown) - 1 if shown else 0
-    return shown, number, f"Rows {first}–{last} of {len(rows):,} · page {number} of {pages}"
+    return shown, number, tr("Rows {first}–{last} of {count:,} · page {number} of {pages}", first=first, last=last,
+                             count=len(rows), number=number, pages=pages)
 
 
 def preview_html(previews: list[tuple[int, LossPreview]]) -> str:
     parts = []
     for line, preview in previews:
-        warning = ("<div style='color:#b91c1c;font-weight:700'>⚠ No token is trained: this sample teaches nothing "
-                   "(check the template).</div>" if preview.trained == 0 else "")
+        warning = ("<div style='color:#b91c1c;font-weight:700'>"
+                   + tr("⚠ No token is trained: this sample teaches nothing (check the template).") + "</div>"
+                   if preview.trained == 0 else "")
         spans = "".join(
             f"<span class='{'tok-trained' if trained else 'tok-masked'}' style='"
             f"{'background:#bbf7d0;color:#14532d' if trained else 'background:#e2e8f0;color:#475569'};"
             f"border-right:1px solid #fff'>{html.escape(text).replace(chr(10), '↵<br>')}</span>"
             for text, trained in preview.tokens if text)
-        parts.append(f"<div class='ds-preview' style='margin-bottom:14px'><div><b>Line {line}</b> · "
-                     f"{len(preview.tokens)} tokens, {preview.trained} trained</div>{warning}"
+        counted = tr("{tokens} tokens, {trained} trained", tokens=len(preview.tokens), trained=preview.trained)
+        parts.append(f"<div class='ds-preview' style='margin-bottom:14px'><div><b>{tr('Line {line}', line=line)}</b> · "
+                     f"{counted}</div>{warning}"
                      f"<div style='font-family:monospace;white-space:normal;line-height:1.7;border:1px solid #cbd5e1;"
                      f"padding:8px;border-radius:6px'>{spans}</div></div>")
-    legend = ("<div style='margin-bottom:8px'><span style='background:#bbf7d0;padding:2px 6px'>trained (the answer)"
-              "</span> <span style='background:#e2e8f0;padding:2px 6px'>masked: no loss (prompt, template)</span></div>")
+    legend = (f"<div style='margin-bottom:8px'><span style='background:#bbf7d0;padding:2px 6px'>{tr('trained (the answer)')}"
+              f"</span> <span style='background:#e2e8f0;padding:2px 6px'>{tr('masked: no loss (prompt, template)')}"
+              "</span></div>")
     return legend + "".join(parts)
 
 
@@ -480,7 +519,8 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
         guess = formats.guess_mapping(columns) or formats.CsvMapping(columns[0], columns[-1])
         return (*[gr.update()] * 4, gr.update(visible=True), file_path, gr.update(choices=columns, value=guess.prompt),
                 gr.update(choices=columns, value=guess.response), gr.update(choices=["", *columns], value=guess.system or ""),
-                f"`{original}` has the columns {', '.join(columns)}: check the mapping below, then **Import CSV**.")
+                tr("`{file}` has the columns {columns}: check the mapping below, then **Import CSV**.", file=original,
+                   columns=", ".join(columns)))
 
     @friendly
     @shared.guard
@@ -493,7 +533,7 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
         options, model_name = _clean_options(*settings_values)
         report = store.check_version(workspace, *_selected(selected), options, model=model_name)
         checked = LastCheck(str(selected), report)
-        counted = gr.update(value=counts_table(report), label=f"What cleaning would do to {selected}")
+        counted = gr.update(value=counts_table(report), label=tr("What cleaning would do to {version}", version=selected))
         return (checked, {}, counted, *ContradictionPanel.after_check(checked.groups, options.contradictions),
                 lengths_figure(report.lengths))
 
@@ -518,8 +558,8 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
         created = store.clean_version(workspace, dataset_id, number, options, model=model_name)
         report = store.read_report(workspace, dataset_id, created.version)
         return (*shared.show_version(dataset_id, created.version),
-                f"✓ Saved **v{created.version}**: {report.kept:,} rows kept, {report.rejected:,} set aside "
-                "(browse them in Rejects; any of them can be restored).")
+                tr("✓ Saved **v{version}**: {kept:,} rows kept, {rejected:,} set aside (browse them in Rejects; any of "
+                   "them can be restored).", version=created.version, kept=report.kept, rejected=report.rejected))
 
     upload_outputs = [*shared.pickers, csv_mapping, csv_upload, csv_prompt, csv_response, csv_system, upload_report]
     upload.upload(upload_file, [upload, name], upload_outputs, api_name="upload_dataset").success(
@@ -554,7 +594,7 @@ def _browse(shared: Shared, model: gr.Dropdown) -> gr.Number:
     @shared.guard
     def sample_rows(selected: str | None, page_number: float, text: str):
         if not selected:
-            return pd.DataFrame(columns=SAMPLE_COLUMNS), 1, ""
+            return pd.DataFrame(columns=_headers(SAMPLE_COLUMNS)), 1, ""
         shown, number, described = page_of(_matching(store.read_rows(workspace, *_selected(selected)), text), page_number)
         return rows_table(shown), number, described
 
@@ -578,7 +618,7 @@ def _rejects(shared: Shared) -> gr.Number:
     Returns the page number, which picking a version resets."""
     workspace, version = shared.workspace, shared.version
     with gr.Row():
-        reason = gr.Dropdown([("All reasons", "")] + [(r.replace("_", " "), r) for r in cleaning.REASONS], value="",
+        reason = gr.Dropdown([("All reasons", "")] + [(REASON_NAMES[r], r) for r in cleaning.REASONS], value="",
                              label="Reason", elem_id="ds-reject-reason", scale=2)
         page, previous, following = page_buttons("reject")
     info = gr.Markdown(elem_id="ds-reject-info")
@@ -593,7 +633,7 @@ def _rejects(shared: Shared) -> gr.Number:
     @shared.guard
     def reject_rows(selected: str | None, reason_value: str, page_number: float):
         if not selected:
-            return pd.DataFrame(columns=REJECT_COLUMNS), 1, ""
+            return pd.DataFrame(columns=_headers(REJECT_COLUMNS)), 1, ""
         rows = store.read_rejects(workspace, *_selected(selected))
         shown, number, described = page_of([row for row in rows if not reason_value or reason_value in row["reasons"]],
                                            page_number)
@@ -613,7 +653,8 @@ def _rejects(shared: Shared) -> gr.Number:
         created = store.restore_rejects(workspace, dataset_id, number, _lines(lines_text))
         restored = store.read_report(workspace, dataset_id, created.version).restored
         return (*shared.show_version(dataset_id, created.version),
-                f"✓ Restored {restored} row(s) into **v{created.version}**; later cleaning leaves them alone.", "")
+                tr("✓ Restored {count} row(s) into **v{version}**; later cleaning leaves them alone.", count=restored,
+                   version=created.version), "")
 
     inputs, outputs = [version, reason, page], [rejects, page, info]
     gr.on([version.change, reason.change, page.submit], reject_rows, inputs, outputs, api_name="reject_rows",
@@ -653,9 +694,10 @@ def _split_and_mix(shared: Shared) -> None:
         figures = store.read_report(workspace, dataset_id, created.version).split
         assert figures is not None   # a split version always records its figures
         return (*shared.show_version(dataset_id, created.version),
-                f"✓ **v{created.version}**: {figures.train:,} training and {figures.validation:,} validation rows; "
-                f"{figures.kept_together:,} kept on one side with their near-duplicates; "
-                f"leakage check: {figures.leaks} validation prompts near-duplicate a training prompt.")
+                tr("✓ **v{version}**: {train:,} training and {validation:,} validation rows; {together:,} kept on one "
+                   "side with their near-duplicates; leakage check: {leaks} validation prompts near-duplicate a training "
+                   "prompt.", version=created.version, train=figures.train, validation=figures.validation,
+                   together=figures.kept_together, leaks=figures.leaks))
 
     @friendly
     @shared.guard
@@ -667,8 +709,10 @@ def _split_and_mix(shared: Shared) -> None:
         figures = store.read_report(workspace, dataset_id, created.version).mix
         assert figures is not None   # a mixed version always records its figures
         return (*shared.show_version(dataset_id, created.version),
-                f"✓ **v{created.version}**: {figures.base_rows:,} rows of this version + {figures.other_rows:,} "
-                f"from {other_id} v{other_number} ({figures.other_available:,} available).")
+                tr("✓ **v{version}**: {base:,} rows of this version + {other:,} from {other_id} v{other_number} "
+                   "({available:,} available).", version=created.version, base=figures.base_rows,
+                   other=figures.other_rows, other_id=other_id, other_number=other_number,
+                   available=figures.other_available))
 
     split.click(split_rows, [version, validation_ratio, seed], [*shared.pickers, split_report], api_name="split_dataset")
     shared.other.change(friendly(shared.guard(shared.versions_of)), shared.other, other_version, api_name="select_other",
