@@ -42,9 +42,9 @@ def _as_gradio_error(error: Exception) -> gr.Error:
                        error=type(error).__name__), title=tr("Unexpected error"))
 
 
-def error_title(error: StudioError) -> str:
-    """The banner's title, in English: "Data problem"."""
-    return f"{error.kind.capitalize()} problem"
+def error_title(error: type[StudioError] | StudioError) -> str:
+    """The banner's title, in English: "Data problem"; "Cancelled" for work the user stopped."""
+    return "Cancelled" if error.kind == "cancelled" else f"{error.kind.capitalize()} problem"
 
 
 def in_reader_language(error: StudioError) -> str:

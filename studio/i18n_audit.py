@@ -76,18 +76,22 @@ def _template(node: ast.expr) -> list[str]:
     return []
 
 
-def _error_names() -> set[str]:
-    names, todo = set(), [errors.StudioError]
+def _error_classes() -> list[type[errors.StudioError]]:
+    """StudioError and every subclass (those of core's modules and the studio's)."""
+    import core.progress  # noqa: F401 - Cancelled
+    import studio.access  # noqa: F401 - NotAllowed
+
+    found, todo = [], [errors.StudioError]
     while todo:
         kind = todo.pop()
-        names.add(kind.__name__)
+        found.append(kind)
         todo.extend(kind.__subclasses__())
-    return names | {"NotAllowed"}
+    return found
 
 
 def code_texts() -> Iterator[tuple[str, str]]:
     """(text, file:line) for every `tr("…")` and every StudioError message and fix in the source."""
-    error_names = _error_names()
+    error_names = {kind.__name__ for kind in _error_classes()}
     for folder in SOURCES:
         for path in sorted((REPO / folder).rglob("*.py")):
             where = path.relative_to(REPO)
@@ -109,9 +113,10 @@ def code_texts() -> Iterator[tuple[str, str]]:
 
 def data_texts() -> Iterator[tuple[str, str]]:
     """Texts core/ keeps in data, shown by the studio."""
-    for kind in _error_names() - {"NotAllowed"}:
-        yield f"{getattr(errors, kind).kind.capitalize()} problem", "studio/errors.py (banner titles)"
-    yield "Permission problem", "studio/errors.py (banner titles)"
+    from studio.errors import error_title
+
+    for kind in _error_classes():
+        yield error_title(kind), "studio/errors.py (banner titles)"
     for term, meaning in glossary.TERMS.items():
         yield term, "core/glossary.py"
         yield meaning, "core/glossary.py"

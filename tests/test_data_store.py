@@ -11,6 +11,7 @@ import pytest
 
 from core.data import cleaning, formats, splits, store
 from core.errors import DataError
+from core.progress import Cancelled, Progress
 from core.workspace import Workspace
 
 MESSY = "\n".join([
@@ -81,6 +82,24 @@ def test_a_refused_upload_leaves_nothing_behind_and_touches_nothing(workspace: W
     assert file_name in str(caught.value)
     assert snapshot(workspace.datasets_dir) == before
     assert [d.id for d in store.list_datasets(workspace)] == [store.DEMO_DATASET_ID]
+
+
+def test_cleaning_reports_its_stages_and_a_cancelled_save_writes_nothing(workspace: Workspace, tmp_path: Path,
+                                                                         tiny_model_dir: Path):
+    upload(workspace, tmp_path, MESSY)
+    heard: list[tuple[int, int, str]] = []
+    store.check_version(workspace, "messy", 1, cleaning.CleanOptions(), model=str(tiny_model_dir),
+                        progress=Progress(report=lambda done, total, what: heard.append((done, total, what))))
+    assert heard == [(number, len(cleaning.STAGES), stage) for number, stage in enumerate(cleaning.STAGES)]
+
+    before = sorted(path.name for path in workspace.dataset_dir("messy").iterdir())
+    stop_after_counting = Progress(stop_requested=lambda: len(heard) > len(cleaning.STAGES) + 1,
+                                   report=lambda done, total, what: heard.append((done, total, what)))
+    with pytest.raises(Cancelled):
+        store.clean_version(workspace, "messy", 1, cleaning.CleanOptions(), model=str(tiny_model_dir),
+                            progress=stop_after_counting)
+    assert sorted(path.name for path in workspace.dataset_dir("messy").iterdir()) == before
+    assert not (workspace.dataset_dir("messy") / "v2").exists()
 
 
 def test_cleaning_makes_a_new_version_with_lineage(workspace: Workspace, tmp_path: Path, tiny_model_dir: Path):

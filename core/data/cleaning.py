@@ -34,6 +34,7 @@ from core.data import formats, pii, quality, similarity
 from core.data.lengths import DEFAULT_MAX_TOKENS, TokenCounter
 from core.data.reports import ContradictionGroup, GroupRow
 from core.errors import DataError
+from core.progress import QUIET, Progress
 from core.text import N_
 
 STEPS = ("low_quality", "too_long", "duplicates", "near_duplicates", "contradictions", "pii")
@@ -103,9 +104,20 @@ class _Decisions:
         return [i for i in indices if not self.found[i]]
 
 
-def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenCounter | None = None) -> CleanResult:
-    """Every row kept or rejected (with reasons) under `options`. `counter` is needed for too_long."""
+STAGES = (N_("Checking quality"), N_("Counting tokens"), N_("Finding duplicates"),
+          N_("Finding near-duplicates and contradictions"))
+
+
+def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenCounter | None = None,
+          progress: Progress = QUIET) -> CleanResult:
+    """Every row kept or rejected (with reasons) under `options`. `counter` is needed for too_long.
+    `progress` hears of each stage as it starts, and may cancel between stages."""
+    def stage(number: int) -> None:
+        progress.check()
+        progress.report(number, len(STAGES), STAGES[number])
+
     decisions = _Decisions(rows)
+    stage(0)
     conversations = [row["messages"] for row in rows]
     lines = [row["source_line"] for row in rows]
     folded = [[similarity.comparable(m["content"]) for m in messages] for messages in conversations]
@@ -113,6 +125,7 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
         for index, messages in enumerate(conversations):
             for problem in quality.problems(messages, options.min_response_chars, folded[index]):
                 decisions.reject(index, "low_quality", problem)
+    stage(1)
     if "too_long" in options.steps:
         if counter is None:
             raise DataError("The 'too long' step needs the model's tokenizer.", "Pick a model, or switch the step off.")
@@ -124,6 +137,7 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
 
     alive = decisions.alive(range(len(rows)))
     texts = {i: [(m["role"], text) for m, text in zip(conversations[i], folded[i])] for i in alive}
+    stage(2)
     if "duplicates" in options.steps:
         first_seen: dict[tuple, int] = {}
         for index in alive:
@@ -132,10 +146,12 @@ def clean(rows: Sequence[dict[str, Any]], options: CleanOptions, counter: TokenC
                 decisions.reject(index, "duplicate", N_(f"same as line {lines[first]}"))
         alive = decisions.alive(alive)
 
+    stage(3)
     groups: list[ContradictionGroup] = []
     if {"near_duplicates", "contradictions"} & set(options.steps) and len(alive) > 1:
         groups = _similar_rows(alive, texts, lines, conversations, decisions, options)
 
+    progress.check()
     return _result(rows, decisions, groups, options)
 
 

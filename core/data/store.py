@@ -34,6 +34,7 @@ from core.data import cleaning, formats, lengths, splits
 from core.data.reports import MixFigures, StepReport, VersionReport
 from core.errors import DataError
 from core.models import modeling
+from core.progress import QUIET, Progress
 from core.text import N_
 from core.workspace import ASSETS_DIR, Workspace, atomic_write_json, now_iso, read_json
 
@@ -373,20 +374,21 @@ def _forget_dataset(workspace: Workspace, dataset_id: str) -> None:
 
 
 def check_version(workspace: Workspace, dataset_id: str, version: int, options: cleaning.CleanOptions,
-                  model: str = modeling.DEFAULT_MODEL) -> StepReport:
+                  model: str = modeling.DEFAULT_MODEL, progress: Progress = QUIET) -> StepReport:
     """What cleaning a version with `options` would do, without writing anything."""
     counter = token_counter(workspace, model) if "too_long" in options.steps else None
     rows = read_rows(workspace, dataset_id, version)
-    return _clean_report(len(rows), cleaning.clean(rows, options, counter), options, counter)
+    return _clean_report(len(rows), cleaning.clean(rows, options, counter, progress), options, counter)
 
 
 def clean_version(workspace: Workspace, dataset_id: str, version: int, options: cleaning.CleanOptions,
-                  model: str = modeling.DEFAULT_MODEL) -> VersionSummary:
+                  model: str = modeling.DEFAULT_MODEL, progress: Progress = QUIET) -> VersionSummary:
     """A new version: the parent's rows cleaned with `options` (contradiction groups resolved as the
-    options say); the rows set aside join the parent's rejects."""
+    options say); the rows set aside join the parent's rejects. Cancelled (through `progress`) before
+    anything is written, it leaves the dataset as it was."""
     counter = token_counter(workspace, model) if "too_long" in options.steps else None
     rows = read_rows(workspace, dataset_id, version)
-    result = cleaning.clean(rows, options, counter)
+    result = cleaning.clean(rows, options, counter, progress)
     report = _clean_report(len(rows), result, options, counter)
     report = replace(report, parameters={**report.parameters, "model": model})
     note = f"cleaned: {report.kept} kept, {report.rejected} set aside"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from core.data.lengths import DEFAULT_MAX_TOKENS, LossPreview
 from core.data.reports import ContradictionGroup, LengthSample, StepReport, VersionReport
 from core.errors import DataError
 from core.models import modeling, templates
+from core.progress import Progress
 from core.text import N_
 from core.workspace import Workspace
 from studio.context import Handler, StudioContext
@@ -294,6 +295,9 @@ def _lines(text: str) -> list[int]:
 # earlier can land last, and Gradio would then refuse the newer selection as "not in the list of choices".
 # The handlers check every dataset and version against the disk instead (store.version_dir), in words.
 PICKER: dict[str, Any] = {"allow_custom_value": True}
+# Gradio hands a handler whose parameter defaults to a gr.Progress a bar for its own event (the one object
+# stands for "this event's bar", as in Gradio's `progress=gr.Progress()` idiom).
+PROGRESS_BAR = gr.Progress()
 
 
 def _selected(value: str | None) -> tuple[str, int]:
@@ -335,6 +339,15 @@ class Shared:
     version: gr.Dropdown      # its value ("demo-clinic-faq/v2") is what every section works on
     other: gr.Dropdown        # the dataset to mix in (Split & mix); its choices follow the dataset list
     lengths_plot: gr.Plot     # shown in Browse; redrawn by a check and by picking a version
+    cancelled: set[str] = field(default_factory=set)   # pages (session hashes) whose user cancelled cleaning
+
+    def cleaning_progress(self, request: gr.Request, shown: gr.Progress) -> Progress:
+        """Progress for a cleaning started by this page: each stage on the page's progress bar (Gradio adds
+        the time left), stopped between stages once the page's Cancel was pressed."""
+        page = request.session_hash or ""
+        self.cancelled.discard(page)
+        return Progress(report=lambda done, total, what: shown((done, total), desc=tr(what)),
+                        stop_requested=lambda: page in self.cancelled)
 
     @property
     def pickers(self) -> list[gr.components.Component]:
@@ -495,7 +508,9 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
     check = gr.Button("Check this version", elem_id="ds-check")
     counts = gr.Dataframe(headers=COUNT_COLUMNS, interactive=False, elem_id="ds-counts", label="What cleaning finds")
     contradictions = _contradiction_panel(last_check, resolutions, shared.guard)
-    save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
+    with gr.Row():
+        save = gr.Button("Save cleaned version", variant="primary", elem_id="ds-save")
+        cancel = gr.Button("Cancel cleaning", variant="stop", elem_id="ds-cancel", scale=0, min_width=160)
     save_report = gr.Markdown(elem_id="ds-save-report")
     settings = [*cleaning_settings.widgets, contradictions.policy]
     check_outputs = [last_check, resolutions, counts, *contradictions.outputs, shared.lengths_plot]
@@ -529,9 +544,11 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
             raise DataError("No CSV file is waiting to be imported.", "Upload the CSV file first.")
         return import_rows(file_path, display_name, formats.CsvMapping(prompt_column, response_column, system_column or None))
 
-    def cleaning_check(selected: str | None, *settings_values: Any):
+    def cleaning_check(selected: str | None, request: gr.Request, progress: gr.Progress = PROGRESS_BAR,
+                       *settings_values: Any):
         options, model_name = _clean_options(*settings_values)
-        report = store.check_version(workspace, *_selected(selected), options, model=model_name)
+        report = store.check_version(workspace, *_selected(selected), options, model=model_name,
+                                     progress=shared.cleaning_progress(request, progress))
         checked = LastCheck(str(selected), report)
         counted = gr.update(value=counts_table(report), label=tr("What cleaning would do to {version}", version=selected))
         return (checked, {}, counted, *ContradictionPanel.after_check(checked.groups, options.contradictions),
@@ -539,24 +556,28 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
 
     @friendly
     @shared.guard
-    def check_upload(csv_waiting: str, selected: str | None, *settings_values: Any):
+    def check_upload(csv_waiting: str, selected: str | None, request: gr.Request,
+                     progress: gr.Progress = PROGRESS_BAR, *settings_values: Any):
         if csv_waiting:   # an upload that still needs its column mapping: nothing new to check yet
             return tuple(gr.update() for _ in check_outputs)
-        return cleaning_check(selected, *settings_values)
+        return cleaning_check(selected, request, progress, *settings_values)
 
     check_version = friendly(shared.guard(cleaning_check))
 
     @friendly
     @shared.guard
-    def save_version(selected: str | None, chosen: dict[str, str], checked: LastCheck | None, *settings_values: Any):
+    def save_version(selected: str | None, chosen: dict[str, str], checked: LastCheck | None, request: gr.Request,
+                     progress: gr.Progress = PROGRESS_BAR, *settings_values: Any):
         dataset_id, number = _selected(selected)
         checked_version = checked.version if checked else None
         if chosen and checked_version != selected:
             raise DataError(f"The contradiction choices were made on {checked_version}, not {selected}.",
                             "Press 'Check this version' and resolve its groups again.")
         options, model_name = _clean_options(*settings_values, resolutions=chosen)
-        created = store.clean_version(workspace, dataset_id, number, options, model=model_name)
+        created = store.clean_version(workspace, dataset_id, number, options, model=model_name,
+                                      progress=shared.cleaning_progress(request, progress))
         report = store.read_report(workspace, dataset_id, created.version)
+        gr.Info(tr("Saved {version}.", version=f"{dataset_id}/v{created.version}"))
         return (*shared.show_version(dataset_id, created.version),
                 tr("✓ Saved **v{version}**: {kept:,} rows kept, {rejected:,} set aside (browse them in Rejects; any of "
                    "them can be restored).", version=created.version, kept=report.kept, rejected=report.rejected))
@@ -568,6 +589,13 @@ def _upload_and_clean(shared: Shared) -> gr.Dropdown:
                      api_name="import_csv").success(check_version, [version, *settings], check_outputs,
                                                     api_name="check_csv_upload")
     check.click(check_version, [version, *settings], check_outputs, api_name="check_dataset")
+
+    @friendly
+    @shared.guard
+    def cancel_cleaning(request: gr.Request) -> None:
+        shared.cancelled.add(request.session_hash or "")
+
+    cancel.click(cancel_cleaning, None, None, api_name="cancel_cleaning", queue=False)
     save.click(save_version, [version, resolutions, last_check, *settings], [*shared.pickers, save_report],
                api_name="save_clean_version")
     return cleaning_settings.model
