@@ -256,8 +256,8 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         if not run_id or not eval_id:
             return "", None, None, None, gr.Dropdown(choices=[], value=None)
         metrics = results.load_metrics(workspace, run_id, eval_id)
-        answering = [(m["label"], key) for key, m in metrics["models"].items() if key != metrics["baseline"]] or \
-            [(m["label"], key) for key, m in metrics["models"].items()]
+        answering = [(tr(m["label"]), key) for key, m in metrics["models"].items() if key != metrics["baseline"]] or \
+            [(tr(m["label"]), key) for key, m in metrics["models"].items()]
         default = f"run:{run_id}" if f"run:{run_id}" in metrics["models"] else answering[0][1]
         return (summary_markdown(metrics, run_id), metrics_frame(metrics), deltas_frame(metrics),
                 languages_frame(metrics), gr.Dropdown(choices=answering, value=default))
