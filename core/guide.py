@@ -12,6 +12,9 @@ A step is done when the workspace shows it:
     rate       a rating session exists
     chat       an export exists: chatting leaves nothing behind, so it counts once you have moved on
     export     an export completed (checked)
+
+The titles and sentences are English, marked with N_ (core.text); the studio shows them translated (its
+catalog holds each sentence as a template, with the values found again in the text).
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from core.planning.preflight import format_duration
 from core.rating import sessions
 from core.runs import records
 from core.runs.records import RunStatus
+from core.text import N_
 from core.workspace import Workspace
 
 QUICK_PRESET = "quick-demo-cpu"
-STEP_TITLES = {"data": "Data", "configure": "Configure", "train": "Train", "evaluate": "Evaluate", "rate": "Rate",
-               "chat": "Chat", "export": "Export"}
+STEP_TITLES = {"data": N_("Data"), "configure": N_("Configure"), "train": N_("Train"), "evaluate": N_("Evaluate"),
+               "rate": N_("Rate"), "chat": N_("Chat"), "export": N_("Export")}
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def _read(workspace: Workspace) -> _Facts:
     own = [d for d in datasets if d.id not in (store.DEMO_DATASET_ID, store.HARD_EXAMPLES_ID)]
     demo = next((d for d in datasets if d.id == store.DEMO_DATASET_ID), None)
     chosen = own[-1] if own else demo
-    label = f"{chosen.name} · v{chosen.latest_version}" if chosen else "your dataset"
+    label = f"{chosen.name} · v{chosen.latest_version}" if chosen else N_("your dataset")
     path = f"datasets/{chosen.id}/v{chosen.latest_version}/{store.DATA_FILE}" if chosen else ""
     runs = records.list_runs(workspace)
     evaluated = next((summary for run in runs for summary in results.list_evals(workspace, run.run_id)
@@ -97,64 +101,66 @@ def quick_demo_duration(workspace: Workspace, data_path: str) -> str:
 
 def _data_step(facts: _Facts) -> Step:
     if facts.own_dataset:
-        evidence = f"your dataset *{facts.own_dataset.name}* is in"
+        evidence = N_(f"your dataset *{facts.own_dataset.name}* is in")
     elif facts.demo_versions > 1:
-        evidence = f"the demo dataset has {facts.demo_versions} versions"
+        evidence = N_(f"the demo dataset has {facts.demo_versions} versions")
     else:
         evidence = ""
-    return _step("data", bool(evidence), (
+    return _step("data", bool(evidence), N_(
         "In **Data**, pick the demo dataset (a clinic's patient FAQ), press **Check this version**, then **Save cleaned "
         "version** — or upload a file of your own dialogues (JSONL, JSON or CSV)."), evidence)
 
 
 def _configure_step(facts: _Facts, duration: str) -> Step:
     preset = presets.BUILT_IN_LABELS[QUICK_PRESET]
-    time = f": {duration} of training on this machine" if duration else ""
-    todo = (f"In **Configure**, choose the training data *{facts.data_label}* and the preset **{preset}**, then "
-            f"press **Start** in **Train**{time}.")
+    todo = N_(f"In **Configure**, choose the training data *{facts.data_label}* and the preset **{preset}**, then "
+              f"press **Start** in **Train**: {duration} of training on this machine." if duration else
+              f"In **Configure**, choose the training data *{facts.data_label}* and the preset **{preset}**, then "
+              "press **Start** in **Train**.")
     started = facts.runs[-1] if facts.runs else None   # the first run
-    return _step("configure", started is not None, todo, f"run *{started.name}* was started" if started else "")
+    return _step("configure", started is not None, todo, N_(f"run *{started.name}* was started") if started else "")
 
 
 def _train_step(facts: _Facts, duration: str) -> Step:
     finished, latest = facts.finished, facts.runs[0] if facts.runs else None
     if finished:
-        return _step("train", True, "Train again whenever you have better data or settings.",
-                     f"run *{finished.name}* finished")
+        return _step("train", True, N_("Train again whenever you have better data or settings."),
+                     N_(f"run *{finished.name}* finished"))
     if latest is None:
-        time = f" ({duration} with the quick preset)" if duration else ""
-        todo = f"Press **Start** in **Train** and watch the loss fall{time}."
+        todo = N_(f"Press **Start** in **Train** and watch the loss fall ({duration} with the quick preset)." if duration
+                  else "Press **Start** in **Train** and watch the loss fall.")
     elif latest.active:
-        progress = f" (step {latest.step} of {latest.total_steps})" if latest.total_steps else ""
-        todo = (f"Run *{latest.name}* is training{progress}: follow its loss in **Train**; the guide moves on when "
-                "it finishes.")
+        todo = N_(f"Run *{latest.name}* is training (step {latest.step} of {latest.total_steps}): follow its loss in "
+                  "**Train**; the guide moves on when it finishes." if latest.total_steps else
+                  f"Run *{latest.name}* is training: follow its loss in **Train**; the guide moves on when it finishes.")
     elif latest.state == "failed":
-        reason = (latest.error or {}).get("message") or latest.message
-        todo = (f"Run *{latest.name}* failed: {reason.rstrip('.')}. **Train** says what to try; change the settings in "
-                "**Configure** and press **Start** again.")
+        reason = ((latest.error or {}).get("message") or latest.message or "").rstrip(".") or N_("no reason was recorded")
+        todo = N_(f"Run *{latest.name}* failed: {reason}. **Train** says what to try; change the settings in "
+                  "**Configure** and press **Start** again.")
     else:
-        todo = (f"Run *{latest.name}* is {latest.state} at step {latest.step} of {latest.total_steps}: press "
-                "**Resume** in **Train** to finish it, or **Start** a new run.")
+        todo = N_(f"Run *{latest.name}* is {latest.state} at step {latest.step} of {latest.total_steps}: press "
+                  "**Resume** in **Train** to finish it, or **Start** a new run.")
     return _step("train", False, todo)
 
 
 def _later_steps(facts: _Facts) -> list[Step]:
     finished = facts.finished
-    run = f"run *{finished.name}*" if finished else "your run"
-    evaluate = _step("evaluate", facts.evaluated is not None, (
+    run = N_(f"run *{finished.name}*" if finished else "your run")
+    evaluated = facts.evaluated
+    evaluate = _step("evaluate", evaluated is not None, N_(
         f"In **Evaluate**, pick {run} and press **Evaluate**: it and the base model answer questions it never "
         "trained on, and both are scored."),
-        f"an evaluation finished ({facts.evaluated.headline or facts.evaluated.held_out})" if facts.evaluated else "")
-    rate = _step("rate", facts.rating_sessions > 0, (
+        N_(f"an evaluation finished ({evaluated.headline or evaluated.held_out})") if evaluated else "")
+    rate = _step("rate", facts.rating_sessions > 0, N_(
         f"In **Rate → Sessions**, create a session in which {run} and the base model answer, then rate the answers "
         "blind under **Rate responses** (or let your annotators do it)."),
-        f"{facts.rating_sessions} rating session(s)" if facts.rating_sessions else "")
-    chat = _step("chat", facts.exports > 0, (
+        N_(f"{facts.rating_sessions} rating session(s)") if facts.rating_sessions else "")
+    chat = _step("chat", facts.exports > 0, N_(
         f"In **Chat**, pick {run} and ask it something from your domain; tick **Side by side** to hear the base "
-        "model's answer next to it."), "you moved on to Export" if facts.exports else "")
-    export = _step("export", facts.exports > 0, (
+        "model's answer next to it."), N_("you moved on to Export") if facts.exports else "")
+    export = _step("export", facts.exports > 0, N_(
         f"In **Export**, pick {run} and a format — *Adapter only* is a small zip, *Merged model* a whole model "
-        "other tools load — and press **Export**."), f"{facts.exports} export(s)" if facts.exports else "")
+        "other tools load — and press **Export**."), N_(f"{facts.exports} export(s)") if facts.exports else "")
     return [evaluate, rate, chat, export]
 
 

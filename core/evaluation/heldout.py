@@ -20,6 +20,7 @@ from core.data import store
 from core.data.formats import Message
 from core.errors import DataError
 from core.runs import records
+from core.text import N_
 from core.training import trainset
 from core.workspace import Workspace
 
@@ -63,7 +64,7 @@ def run_validation(workspace: Workspace, run_id: str) -> HeldOutSet:
         raise DataError(f"Run '{run_id}' held out no validation rows (data.validation_ratio is 0 and there is no "
                         "data.validation_path).", "Upload a held-out file to evaluate on instead.")
     where = config.data.validation_path or " + ".join(config.data.mix or [config.data.train_path])
-    return HeldOutSet(f"validation split of run '{run_id}' ({len(items)} rows)", items,
+    return HeldOutSet(N_(f"validation split of run '{run_id}' ({len(items)} rows)"), items,
                       {"kind": "validation", "run": run_id, "files": where,
                        "validation_ratio": 0.0 if config.data.validation_path else config.data.validation_ratio,
                        "seed": config.train.seed})
@@ -78,5 +79,5 @@ def from_file(path: Path, display_name: str | None = None) -> HeldOutSet:
     if not items:
         raise DataError(f"{name} holds no conversation with an answer to compare with.",
                         "Give rows with a prompt and a reference answer.")
-    return HeldOutSet(f"{name} ({len(items)} rows)", items,
+    return HeldOutSet(N_(f"{name} ({len(items)} rows)"), items,
                       {"kind": "file", "file": name, "rows_read": parsed.rows_read, "unreadable": len(parsed.invalid)})

@@ -21,6 +21,7 @@ from core.errors import ConfigError
 from core.evaluation.workflow import HELD_OUT_FILE, EvalRequest, evaluate, summary_line
 from core.inference import choices
 from core.progress import Progress
+from core.text import N_
 from core.workspace import Workspace
 
 KIND = "evaluate"
@@ -55,7 +56,8 @@ def prepare(workspace: Workspace, request: EvalRequest) -> tuple[Path, str, dict
         shutil.copyfile(request.data_file, copied)
         settings.update(data_file=str(copied), data_name=Path(name).name)
     runs = ", ".join(f"'{run_id}'" for run_id in [request.run_id, *request.compare])
-    return folder, f"evaluation of {'the base model and ' if request.include_base else ''}run {runs}", settings
+    title = N_(f"evaluation of the base model and run {runs}" if request.include_base else f"evaluation of run {runs}")
+    return folder, title, settings
 
 
 def run(workspace: Workspace, folder: Path, settings: dict[str, Any], progress: Progress) -> str:

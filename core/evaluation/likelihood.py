@@ -18,6 +18,7 @@ from core.inference.answering import Answerer
 from core.inference.choices import ModelChoice
 from core.models.templates import IGNORE_INDEX, prompt_text, tokenize_conversation
 from core.progress import QUIET, Progress
+from core.text import N_
 
 
 def _reply_labels(tokenizer: Any, item: Item, choice: ModelChoice, max_length: int) -> tuple[list[int], list[int]]:
@@ -62,5 +63,5 @@ def reference_nll(answerer: Answerer, items: Sequence[Item], choice: ModelChoice
             for row, index in enumerate(rows):
                 scored = int(counted[row])
                 results[index] = (float(losses[row].sum()) if scored else float("nan"), scored)
-            progress.report(min(start + batch_size, len(order)), len(order), f"{choice.label}: scoring the references")
+            progress.report(min(start + batch_size, len(order)), len(order), N_(f"{choice.label}: scoring the references"))
     return results

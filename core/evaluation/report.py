@@ -32,10 +32,12 @@ from core.evaluation import results
 from core.rating import results as rating_results
 from core.runs import metrics as run_metrics
 from core.runs import records
+from core.text import N_
 from core.workspace import Workspace, atomic_write_text, now_iso, read_json
 
+# Also the Evaluate tab's column names, which it translates (N_: core.text); the report itself is in English.
 METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L",
-                 "exact_match": "Exact match %", "perplexity": "Perplexity (lower is better)"}
+                 "exact_match": N_("Exact match %"), "perplexity": N_("Perplexity (lower is better)")}
 EXAMPLES_EACH_WAY = 3
 _COLOURS = ["#0d9488", "#e11d48", "#2563eb", "#d97706"]
 

@@ -27,10 +27,11 @@ from core.evaluation.workflow import METRICS_FILE, PREDICTIONS_FILE
 from core.runs import records
 from core.system import job_status
 from core.system.job_status import JobFolder
+from core.text import N_
 from core.workspace import Workspace, atomic_write_json, read_json, safe_id
 
 EDITS_FILE, SENT_FILE = "edits.json", "sent.json"
-SORT_KEYS = {"chrf": "chrF", "bleu": "BLEU (sentence)", "rougeL": "ROUGE-L", "loss": "Loss of the reference"}
+SORT_KEYS = {"chrf": "chrF", "bleu": N_("BLEU (sentence)"), "rougeL": "ROUGE-L", "loss": N_("Loss of the reference")}
 _VERSION_PATH = re.compile(r"^datasets/(?P<dataset>[^/]+)/v(?P<version>\d+)/data\.jsonl$")
 
 
@@ -74,13 +75,13 @@ def headline(metrics: dict[str, Any], run_id: str) -> str:
     model = metrics["models"].get(key)
     if model is None or model["chrf"]["value"] is None:
         return ""
-    text = f"chrF {model['chrf']['value']:.1f}"
-    for comparison in metrics["comparisons"]:
-        if comparison["model"] == key:
-            delta, base = comparison["deltas"]["chrf"], metrics["models"][comparison["baseline"]]["chrf"]["value"]
-            text += (f" (baseline {base:.1f}, {delta['delta']:+.1f}, 95% CI {delta['ci_low']:+.1f} to "
-                     f"{delta['ci_high']:+.1f})")
-    return text
+    value = model["chrf"]["value"]
+    comparison = next((entry for entry in metrics["comparisons"] if entry["model"] == key), None)
+    if comparison is None:
+        return f"chrF {value:.1f}"
+    delta, base = comparison["deltas"]["chrf"], metrics["models"][comparison["baseline"]]["chrf"]["value"]
+    change, low, high = delta["delta"], delta["ci_low"], delta["ci_high"]
+    return N_(f"chrF {value:.1f} (baseline {base:.1f}, {change:+.1f}, 95% CI {low:+.1f} to {high:+.1f})")
 
 
 def list_evals(workspace: Workspace, run_id: str) -> list[EvalSummary]:
@@ -239,13 +240,13 @@ def next_run(workspace: Workspace, run_id: str, ratio: tuple[int, int] = (8, 2),
     else:
         shares = dict(config.data.mix) or {config.data.train_path: float(ratio[0])}
         data = {"mix": {**shares, hard_path: sum(shares.values()) * ratio[1] / ratio[0]}}
-        where = f"its data plus {store.HARD_EXAMPLES_ID} v{hard_version} at {ratio[0]}:{ratio[1]}"
+        where = N_(f"its data plus {store.HARD_EXAMPLES_ID} v{hard_version} at {ratio[0]}:{ratio[1]}")
     run_name = name.strip() or f"{records.read_status(workspace.run_folder(run_id)).name} + hard examples"
     values = config.model_dump(mode="json")
     updated = validate({**values, "name": run_name, "data": {**values["data"], **data},
                         "lora": {**values["lora"], "init_from": run_id if two_stage else ""}})
-    how = f"continuing from run '{run_id}''s adapter" if two_stage else "from scratch"
-    return NextRun(updated, mixed, hard_version, f"Trains on {where}, {how}.")
+    how = N_(f"continuing from run '{run_id}''s adapter" if two_stage else "from scratch")
+    return NextRun(updated, mixed, hard_version, N_(f"Trains on {where}, {how}."))
 
 
 def card_summary(workspace: Workspace, run_id: str) -> dict[str, str] | None:

@@ -27,14 +27,17 @@ from core.rating import results as rating_results
 from core.runs import metrics as run_metrics
 from core.runs import records
 from core.runs.records import RunStatus
+from core.text import N_
 from core.workspace import Workspace, read_json
 
-# The metrics a demo shows, each with one line saying what it measures (scores are 0-100).
+# The metrics a demo shows, each with one line saying what it measures (scores are 0-100). English, marked for
+# the studio's translation (core.text), like the verdicts and the figures' words below.
 METRICS = {
-    "chrf": ("chrF", "how closely the answers match the ideal answers, character by character (0-100, higher is better)"),
-    "rougeL": ("ROUGE-L", "the longest run of words shared with the ideal answers (0-100, higher is better)"),
-    "bleu": ("BLEU", "how many word sequences the answers share with the ideal answers (0-100, higher is better)"),
-    "perplexity": ("Perplexity", "how surprised the model is by the ideal answers (lower is better)"),
+    "chrf": ("chrF", N_("how closely the answers match the ideal answers, character by character (0-100, higher is "
+                        "better)")),
+    "rougeL": ("ROUGE-L", N_("the longest run of words shared with the ideal answers (0-100, higher is better)")),
+    "bleu": ("BLEU", N_("how many word sequences the answers share with the ideal answers (0-100, higher is better)")),
+    "perplexity": (N_("Perplexity"), N_("how surprised the model is by the ideal answers (lower is better)")),
 }
 
 
@@ -57,7 +60,8 @@ class Estimate:
         form = "+.1f" if signed else ".1f"
         if self.low is None or self.high is None:
             return f"{self.value:{form}}"
-        return f"{self.value:{form}} (95% CI {self.low:{form}} to {self.high:{form}})"
+        value, low, high = (f"{number:{form}}" for number in (self.value, self.low, self.high))
+        return N_(f"{value} (95% CI {low} to {high})")
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,11 @@ class MetricResult:
         """'better', 'worse', 'no clear change' (the change's interval includes 0, or there is no interval), or
         'not compared' when the base did not answer."""
         if self.change is None:
-            return "not compared"
+            return N_("not compared")
         if self.change.low is None or self.change.high is None or self.change.low <= 0 <= self.change.high:
-            return "no clear change"
+            return N_("no clear change")
         improved = (self.change.value < 0) if self.lower_is_better else (self.change.value > 0)
-        return "better" if improved else "worse"
+        return N_("better" if improved else "worse")
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ def model_name(name: str) -> str:
 
 def _baseline_label(key: str, label: str) -> str:
     kind, _, name = key.partition(":")
-    return f"the base model {model_name(name)}" if kind == "base" else label
+    return N_(f"the base model {model_name(name)}") if kind == "base" else label
 
 
 def finished_runs(workspace: Workspace) -> list[RunStatus]:

@@ -41,6 +41,7 @@ from core.inference import choices
 from core.inference.choices import ModelChoice
 from core.progress import QUIET, Progress
 from core.runs import records
+from core.text import N_
 from core.workspace import Workspace, atomic_write_json, atomic_write_text, now_iso
 
 PREDICTIONS_FILE, METRICS_FILE, HELD_OUT_FILE = "predictions.jsonl", "metrics.json", "heldout"
@@ -87,7 +88,8 @@ def held_out_set(workspace: Workspace, request: EvalRequest) -> HeldOutSet:
               else heldout.run_validation(workspace, request.run_id))
     if request.limit and request.limit < len(chosen.items):
         chosen = replace(chosen, items=chosen.items[:request.limit],
-                         name=f"{chosen.name}, first {request.limit}", origin={**chosen.origin, "limit": request.limit})
+                         name=N_(f"{chosen.name}, only the first {request.limit}"),
+                         origin={**chosen.origin, "limit": request.limit})
     return chosen
 
 
@@ -115,7 +117,7 @@ def _answer_all(workspace: Workspace, items: list[Item], models: list[ModelChoic
     answered: dict[str, ModelAnswers] = {}
     for base in dict.fromkeys(choice.base for choice in models):
         progress.check()
-        progress.report(len(answered) * units, total, f"Loading {base}")
+        progress.report(len(answered) * units, total, N_(f"Loading the model {base}"))
         progress.log(f"Loading the model {base}")
         answerer = Answerer(workspace, base)
         for choice in [choice for choice in models if choice.base == base]:
@@ -261,11 +263,13 @@ def summary_line(metrics: dict[str, Any]) -> str:
     """One line: the evaluated run's BLEU/chrF/ROUGE-L (and the change against the base)."""
     run_key = f"run:{metrics['run']}"
     model = metrics["models"].get(run_key) or next(iter(metrics["models"].values()))
-    parts = [f"{name} {model[name]['value']:.1f}" for name in ("bleu", "chrf", "rougeL") if model[name]["value"] is not None]
-    for comparison in metrics["comparisons"]:
-        if comparison["model"] == run_key:
-            delta = comparison["deltas"]["chrf"]
-            parts.append(f"chrF {delta['delta']:+.1f} against {comparison['baseline']} "
-                         f"(95% CI {delta['ci_low']:+.1f} to {delta['ci_high']:+.1f})")
-    return f"{metrics['held_out']['samples']} prompts: " + ", ".join(parts)
+    prompts = metrics["held_out"]["samples"]
+    scores = ", ".join(f"{name} {model[name]['value']:.1f}" for name in ("bleu", "chrf", "rougeL")
+                       if model[name]["value"] is not None)
+    comparison = next((entry for entry in metrics["comparisons"] if entry["model"] == run_key), None)
+    if comparison is None:
+        return N_(f"{prompts} prompts: {scores}")
+    delta, baseline = comparison["deltas"]["chrf"], comparison["baseline"]
+    change, low, high = delta["delta"], delta["ci_low"], delta["ci_high"]
+    return N_(f"{prompts} prompts: {scores}; chrF {change:+.1f} against {baseline} (95% CI {low:+.1f} to {high:+.1f})")
 

@@ -15,17 +15,20 @@ import gradio as gr
 from core.evaluation import showcase
 from core.evaluation.showcase import EvaluationHeadline, Showcase
 from core.planning.preflight import format_duration
+from core.text import N_
 from studio import conversation, plots
 from studio.context import StudioContext
 from studio.errors import friendly
+from studio.i18n import tr
 
-NO_RUN = ("No training run has finished yet: train one in the Train tab, and it appears here when it finishes.")
-NO_EVALUATION = ("No automatic evaluation yet: score this run against its base model in the Evaluate tab "
-                 "(an admin can start one), and the numbers appear here.")
-NO_RATINGS = ("No one has rated this run's answers yet: start a blind rating session in the Rate tab "
-              "(an admin can), and the results appear here.")
-CI_NOTE = ("Each figure comes with its 95% confidence interval (CI): the range the true value lies in, "
-           "95 times out of 100. A change whose interval does not include 0 is a real change, not chance.")
+# The summaries are drawn in the reader's language (tr); these English texts are their catalog keys (N_).
+NO_RUN = N_("No training run has finished yet: train one in the Train tab, and it appears here when it finishes.")
+NO_EVALUATION = N_("No automatic evaluation yet: score this run against its base model in the Evaluate tab "
+                   "(an admin can start one), and the numbers appear here.")
+NO_RATINGS = N_("No one has rated this run's answers yet: start a blind rating session in the Rate tab "
+                "(an admin can), and the results appear here.")
+CI_NOTE = N_("Each figure comes with its 95% confidence interval (CI): the range the true value lies in, "
+             "95 times out of 100. A change whose interval does not include 0 is a real change, not chance.")
 
 
 def _loss(value: float | None) -> str:
@@ -34,38 +37,41 @@ def _loss(value: float | None) -> str:
 
 def headline_markdown(shown: Showcase) -> str:
     training = shown.training
-    took = format_duration(training.wall_s) if training.wall_s is not None else "not recorded"
+    took = tr(format_duration(training.wall_s)) if training.wall_s is not None else tr("not recorded")
     return (f"### {shown.name}\n"
-            f"**{shown.model}** fine-tuned on **{shown.dataset}**, finished {shown.finished[:16].replace('T', ' ')}.\n\n"
-            f"- **Training time:** {took} ({training.steps} steps)\n"
-            f"- **Final training loss:** {_loss(training.final_loss)} — how far the model's answers were from "
-            "the training answers at the end (lower is better)\n"
-            f"- **Best validation loss:** {_loss(training.best_eval_loss)} — the same on examples held back "
-            "from training, the fairer figure")
+            + tr("**{model}** fine-tuned on **{dataset}**, finished {finished}.", model=shown.model,
+                 dataset=tr(shown.dataset), finished=shown.finished[:16].replace("T", " ")) + "\n\n"
+            + tr("- **Training time:** {took} ({steps} steps)", took=took, steps=training.steps) + "\n"
+            + tr("- **Final training loss:** {loss} — how far the model's answers were from the training answers at "
+                 "the end (lower is better)", loss=_loss(training.final_loss)) + "\n"
+            + tr("- **Best validation loss:** {loss} — the same on examples held back from training, the fairer figure",
+                 loss=_loss(training.best_eval_loss)))
 
 
 def evaluation_markdown(evaluation: EvaluationHeadline | None) -> str:
     if evaluation is None:
-        return f"### Automatic scores\n{NO_EVALUATION}"
-    against = evaluation.baseline or "no other model"
-    rows = [f"| {metric.name} | {metric.base.words() if metric.base else '–'} | {metric.tuned.words()} | "
-            f"{metric.change.words(signed=True) if metric.change else '–'} | {metric.verdict} |"
+        return tr("### Automatic scores") + "\n" + tr(NO_EVALUATION)
+    against = tr(evaluation.baseline) or tr("no other model")
+    rows = [f"| {tr(metric.name)} | {tr(metric.base.words()) if metric.base else '–'} | {tr(metric.tuned.words())} | "
+            f"{tr(metric.change.words(signed=True)) if metric.change else '–'} | {tr(metric.verdict)} |"
             for metric in evaluation.metrics]
-    meanings = [f"- **{metric.name}**: {metric.meaning}" for metric in evaluation.metrics]
+    meanings = [f"- **{tr(metric.name)}**: {tr(metric.meaning)}" for metric in evaluation.metrics]
+    header = [tr("Measure"), tr("Base model (before)"), tr("Tuned (after)"), tr("Change"), tr("Verdict")]
     return "\n".join([
-        "### Automatic scores: before and after fine-tuning",
-        f"On {evaluation.samples} held-out prompts ({evaluation.held_out}), the tuned run against {against} "
-        f"(evaluation {evaluation.eval_id}). {CI_NOTE}", "",
-        "| Measure | Base model (before) | Tuned (after) | Change | Verdict |", "| --- | --- | --- | --- | --- |",
+        tr("### Automatic scores: before and after fine-tuning"),
+        tr("On {samples} held-out prompts ({held_out}), the tuned run against {against} (evaluation {evaluation}).",
+           samples=evaluation.samples, held_out=tr(evaluation.held_out), against=against,
+           evaluation=evaluation.eval_id) + " " + tr(CI_NOTE), "",
+        "| " + " | ".join(header) + " |", "| --- | --- | --- | --- | --- |",
         *rows, "", *meanings])
 
 
 def ratings_markdown(ratings: dict[str, str] | None) -> str:
     if ratings is None:
-        return f"### Human ratings\n{NO_RATINGS}"
-    lines = [f"- **{name}:** {value}" for name, value in ratings.items()]
-    return "\n".join(["### Human ratings", "People rated the answers without knowing which model wrote them. "
-                      "Scores with their 95% confidence interval and how many items were rated (n).", "", *lines])
+        return tr("### Human ratings") + "\n" + tr(NO_RATINGS)
+    lines = [f"- **{tr(name)}:** {tr(value)}" for name, value in ratings.items()]
+    return "\n".join([tr("### Human ratings"), tr("People rated the answers without knowing which model wrote them. "
+                      "Scores with their 95% confidence interval and how many items were rated (n)."), "", *lines])
 
 
 def build(ctx: StudioContext, app: gr.Blocks, tab: gr.Tab) -> None:
@@ -108,12 +114,12 @@ def build(ctx: StudioContext, app: gr.Blocks, tab: gr.Tab) -> None:
     @ctx.allow("view-runs")
     def show_run(run_id: str | None) -> tuple:
         if not run_id:
-            return NO_RUN, None, "", "", [], []
+            return tr(NO_RUN), None, "", "", [], []
         found = showcase.showcase(ctx.workspace, run_id)
         return (headline_markdown(found), plots.as_plot(plots.loss_figure(found.loss_records)),
                 evaluation_markdown(found.evaluation), ratings_markdown(found.ratings),
-                gr.Chatbot(value=[], label=f"Base model: {found.model} (before)"),
-                gr.Chatbot(value=[], label=f"Tuned: {found.name} (after)"))
+                gr.Chatbot(value=[], label=tr("Base model: {model} (before)", model=found.model)),
+                gr.Chatbot(value=[], label=tr("Tuned: {run} (after)", run=found.name)))
 
     @friendly
     @ctx.allow("chat")

@@ -24,15 +24,25 @@ from core.jobs import prepare
 from core.planning import preflight
 from core.planning.preflight import format_duration
 from core.runs import records
+from core.text import N_
 from studio.context import StudioContext
 from studio.downloads import offer
 from studio.errors import friendly
+from studio.i18n import tr
 
 POLL_SECONDS = 1.0
 VALIDATION, UPLOADED = "The run's validation split", "A file I upload"
 FROM_SCRATCH, TWO_STAGE = "From scratch", "Two-stage: continue from this run's adapter"
-SAMPLE_COLUMNS = ["#", "Lang", "Prompt", "Reference", "Baseline answer", "Answer", "Baseline", "Score", "Change", "Sent to"]
+SAMPLE_COLUMNS = ["#", N_("Lang"), N_("Prompt"), N_("Reference"), N_("Baseline answer"), N_("Answer"), N_("Baseline"),
+                  N_("Score"), N_("Change"), N_("Sent to")]
+DELTA_COLUMNS = [N_("Compared"), N_("Metric"), N_("Change"), N_("95% CI"), N_("CI excludes 0"), N_("Better"),
+                 N_("Worse"), N_("Same")]
 PREVIEW_CHARS = 160
+# Words core writes into results and statuses, shown translated: a job's or a run's state, and how an answer
+# compares with the baseline's (core.evaluation.stats.signs).
+STATE_WORDS = (N_("queued"), N_("running"), N_("stopping"), N_("finished"), N_("stopped"), N_("failed"),
+               N_("interrupted"))
+CHANGE_WORDS = (N_("better"), N_("worse"), N_("same"))
 
 
 def _short(text: str | None) -> str:
@@ -46,41 +56,50 @@ def _estimate(entry: dict[str, Any]) -> str:
     return f"{entry['value']:.2f} [{entry['ci_low']:.2f}, {entry['ci_high']:.2f}]"
 
 
+def _columns(*names: str) -> list[str]:
+    return [tr(name) for name in names]
+
+
 def metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame([[model["label"], *(_estimate(model[name]) for name in METRIC_LABELS), model["counts"]["samples"]]
-                         for model in metrics["models"].values()], columns=["Model", *METRIC_LABELS.values(), "Samples"])
+    return pd.DataFrame([[tr(model["label"]), *(_estimate(model[name]) for name in METRIC_LABELS),
+                          model["counts"]["samples"]] for model in metrics["models"].values()],
+                        columns=_columns(N_("Model"), *METRIC_LABELS.values(), N_("Samples")))
 
 
 def deltas_frame(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for comparison in metrics["comparisons"]:
-        label = f"{metrics['models'][comparison['model']]['label']} − {metrics['models'][comparison['baseline']]['label']}"
+        label = f"{tr(metrics['models'][comparison['model']]['label'])} − " \
+                f"{tr(metrics['models'][comparison['baseline']]['label'])}"
         for name, entry in comparison["deltas"].items():
             if entry["delta"] is None:
                 continue
             interval = f"[{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]"
-            rows.append([label, METRIC_LABELS[name], f"{entry['delta']:+.2f}", interval,
-                         "yes" if entry["significant"] else "no", entry["better"], entry["worse"], entry["same"]])
-    return pd.DataFrame(rows, columns=["Compared", "Metric", "Change", "95% CI", "CI excludes 0", "Better", "Worse", "Same"])
+            rows.append([label, tr(METRIC_LABELS[name]), f"{entry['delta']:+.2f}", interval,
+                         tr("yes") if entry["significant"] else tr("no"), entry["better"], entry["worse"], entry["same"]])
+    return pd.DataFrame(rows, columns=_columns(*DELTA_COLUMNS))
 
 
 def languages_frame(metrics: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame([[model["label"], code, figures["samples"], _estimate(figures["bleu"]), _estimate(figures["chrf"]),
-                          _estimate(figures["rougeL"]), _estimate(figures["perplexity"])]
+    return pd.DataFrame([[tr(model["label"]), code, figures["samples"], _estimate(figures["bleu"]),
+                          _estimate(figures["chrf"]), _estimate(figures["rougeL"]), _estimate(figures["perplexity"])]
                          for model in metrics["models"].values() for code, figures in model["by_language"].items()],
-                        columns=["Model", "Language", "Samples", "BLEU", "chrF", "ROUGE-L", "Perplexity"])
+                        columns=_columns(N_("Model"), N_("Language"), N_("Samples"), "BLEU", "chrF", "ROUGE-L",
+                                         N_("Perplexity")))
 
 
 def summary_markdown(metrics: dict[str, Any], run_id: str) -> str:
     held = metrics["held_out"]
     languages = ", ".join(f"{code} {count}" for code, count in held.get("languages", {}).items())
-    lines = [f"**{html.escape(results.headline(metrics, run_id) or 'Finished')}**",
-             f"Held-out data: {html.escape(held['name'])} · languages: {languages} · scores 0-100, 95% bootstrap "
-             "intervals in brackets."]
+    lines = [f"**{html.escape(tr(results.headline(metrics, run_id)) or tr('Finished'))}**",
+             tr("Held-out data: {name} · languages: {languages} · scores 0-100, 95% bootstrap intervals in brackets.",
+                name=html.escape(tr(held["name"])), languages=languages)]
     for model in metrics["models"].values():
         settings = model["generation"]
-        lines.append(f"{html.escape(model['label'])}: temperature {settings['temperature']}, top-p {settings['top_p']}, "
-                     f"at most {settings['max_new_tokens']} new tokens, repetition penalty {settings['repetition_penalty']}")
+        lines.append(tr("{model}: temperature {temperature}, top-p {top_p}, at most {tokens} new tokens, repetition "
+                        "penalty {penalty}", model=html.escape(tr(model["label"])), temperature=settings["temperature"],
+                        top_p=settings["top_p"], tokens=settings["max_new_tokens"],
+                        penalty=settings["repetition_penalty"]))
     return "\n\n".join(lines)
 
 
@@ -89,26 +108,29 @@ def samples_frame(rows: list[results.SampleRow]) -> pd.DataFrame:
         return "" if value is None else f"{value:.1f}"
     return pd.DataFrame([[row.index, row.language, _short(row.prompt), _short(row.reference) + (" ✎" if row.edited else ""),
                           _short(row.baseline_answer), _short(row.answer), number(row.baseline_score), number(row.score),
-                          row.change, f"hard-examples v{row.sent}" if row.sent else ""] for row in rows],
-                        columns=SAMPLE_COLUMNS)
+                          tr(row.change), f"hard-examples v{row.sent}" if row.sent else ""] for row in rows],
+                        columns=_columns(*SAMPLE_COLUMNS))
 
 
 def sample_markdown(row: results.SampleRow, sort_label: str) -> str:
     def block(title: str, text: str | None) -> str:
-        body = html.escape(text or "").replace("\n", "<br>") or "<em>(empty)</em>"
+        body = html.escape(text or "").replace("\n", "<br>") or f"<em>{tr('(empty)')}</em>"
         return f"**{title}**\n\n<div class='eval-text'>{body}</div>"
-    scores = ", ".join(f"{METRIC_LABELS.get(name, name)} {value:.2f}" for name, value in row.scores.items()
+    scores = ", ".join(f"{tr(METRIC_LABELS.get(name, name))} {value:.2f}" for name, value in row.scores.items()
                        if value is not None)
-    parts = [f"### Item {row.index} ({row.language}, {html.escape(row.source)})",
-             block("Prompt", "\n\n".join(f"{m['role']}: {m['content']}" for m in row.context)),
-             block("Reference" + (" (original; an edited ideal answer is below)" if row.edited else ""),
+    sort_label = tr(sort_label)
+    parts = [tr("### Item {index} ({language}, {source})", index=row.index, language=row.language,
+                source=html.escape(row.source)),
+             block(tr("Prompt"), "\n\n".join(f"{m['role']}: {m['content']}" for m in row.context)),
+             block(tr("Reference (original; an edited ideal answer is below)") if row.edited else tr("Reference"),
                    row.original_reference)]
     if row.baseline_answer is not None:
-        parts.append(block(f"Baseline answer ({sort_label} {row.baseline_score:.1f})"
-                           if row.baseline_score is not None else "Baseline answer", row.baseline_answer))
-    parts.append(block(f"Answer ({sort_label} {row.score:.1f}, {row.change or 'no baseline'})"
-                       if row.score is not None else "Answer", row.answer))
-    parts.append(f"Scores of the answer: {scores}")
+        parts.append(block(tr("Baseline answer ({measure} {score})", measure=sort_label, score=f"{row.baseline_score:.1f}")
+                           if row.baseline_score is not None else tr("Baseline answer"), row.baseline_answer))
+    parts.append(block(tr("Answer ({measure} {score}, {change})", measure=sort_label, score=f"{row.score:.1f}",
+                          change=tr(row.change or "no baseline"))
+                       if row.score is not None else tr("Answer"), row.answer))
+    parts.append(tr("Scores of the answer: {scores}", scores=scores))
     return "\n\n".join(parts)
 
 
@@ -116,16 +138,19 @@ def progress_html(status: Any) -> str:
     if status is None:
         return ""
     share = status.done / status.total if status.total else 0.0
-    parts = [html.escape(status.title), f"{status.done} of {status.total}" if status.total else "starting",
-             html.escape(status.message)]
+    parts = [html.escape(tr(status.title)),
+             tr("{done} of {total} done", done=status.done, total=status.total) if status.total else tr("starting"),
+             html.escape(tr(status.message))]
     if status.active and status.eta_s is not None:
-        parts.append(f"ETA {format_duration(status.eta_s)}")
+        parts.append(tr("ETA {time}", time=tr(format_duration(status.eta_s))))
     if status.state == "failed" and status.error:
-        parts.append(f"<b>Why:</b> {html.escape(status.error.get('message', ''))} <b>What to try:</b> "
-                     f"{html.escape(status.error.get('fix', ''))}")
+        parts.append(tr("<b>Why:</b> {why} <b>What to try:</b> {fix}", why=html.escape(tr(status.error.get("message", ""))),
+                        fix=html.escape(tr(status.error.get("fix", "")))))
+    state = tr(status.state)
+    state = state[:1].upper() + state[1:]   # "Running"; Chinese has no capitals
     return (f'<div class="train-progress" role="progressbar" aria-valuenow="{status.done}" aria-valuemax="{status.total}">'
             f'<div class="train-progress-fill" style="width:{min(1.0, share):.1%}"></div></div>'
-            f'<div class="train-progress-text">{status.state.capitalize()} · {" · ".join(parts)}</div>')
+            f'<div class="train-progress-text">{state} · {" · ".join(parts)}</div>')
 
 
 def build(ctx: StudioContext, app: gr.Blocks) -> None:
@@ -201,13 +226,13 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         found = []
         for status in records.list_runs(workspace):
             if (workspace.run_folder(status.run_id).adapter / "adapter_config.json").is_file():
-                found.append((f"{status.name} ({status.state})", status.run_id))
+                found.append((f"{status.name} ({tr(status.state)})", status.run_id))
         return found
 
     def eval_choices(run_id: str | None) -> list[tuple[str, str]]:
         if not run_id:
             return []
-        return [(f"{s.eval_id} · {s.state}" + (f" · {s.headline}" if s.headline else ""), s.eval_id)
+        return [(f"{s.eval_id} · {tr(s.state)}" + (f" · {tr(s.headline)}" if s.headline else ""), s.eval_id)
                 for s in results.list_evals(workspace, run_id)]
 
     @friendly
@@ -231,8 +256,8 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         if not run_id or not eval_id:
             return "", None, None, None, gr.Dropdown(choices=[], value=None)
         metrics = results.load_metrics(workspace, run_id, eval_id)
-        answering = [(m["label"], key) for key, m in metrics["models"].items() if key != metrics["baseline"]] or \
-            [(m["label"], key) for key, m in metrics["models"].items()]
+        answering = [(tr(m["label"]), key) for key, m in metrics["models"].items() if key != metrics["baseline"]] or \
+            [(tr(m["label"]), key) for key, m in metrics["models"].items()]
         default = f"run:{run_id}" if f"run:{run_id}" in metrics["models"] else answering[0][1]
         return (summary_markdown(metrics, run_id), metrics_frame(metrics), deltas_frame(metrics),
                 languages_frame(metrics), gr.Dropdown(choices=answering, value=default))
@@ -294,8 +319,9 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         except ValueError:
             raise ConfigError(f"'{chosen}' is not a list of item numbers.", "Write them like 3, 7, 12.") from None
         version = results.send_to_hard_examples(workspace, run_id or "", eval_id or "", indices)
-        return (f"Sent {len(indices)} item(s) to **hard-examples v{version.version}** ({version.rows} examples in all; "
-                f"lineage: run {run_id}, evaluation {eval_id}).", "", samples(run_id, eval_id, model_key, sort_key))
+        return (tr("Sent {count} item(s) to **hard-examples v{version}** ({rows} examples in all; lineage: run "
+                   "{run}, evaluation {evaluation}).", count=len(indices), version=version.version, rows=version.rows,
+                   run=run_id, evaluation=eval_id), "", samples(run_id, eval_id, model_key, sort_key))
 
     @friendly
     @ctx.allow("evaluate")
@@ -349,7 +375,8 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         planned = results.next_run(workspace, run_id, splits.parse_ratio(ratio_text), two_stage=how == TWO_STAGE)
         preflight.ensure_ready(planned.config, workspace, ctx.path_roots)
         new_id = jobs.start(planned.config)
-        return f"Started run **{new_id}**. {html.escape(planned.description)} Follow it in the **Train** tab."
+        return tr("Started run **{run}**. {description} Follow it in the **Train** tab.", run=new_id,
+                  description=html.escape(tr(planned.description)))
 
     @friendly
     @ctx.allow("download")
