@@ -27,7 +27,7 @@ from core.rating.sessions import Session
 from core.text import N_
 from studio.context import StudioContext
 from studio.errors import friendly
-from studio.i18n import tr
+from studio.i18n import NO_TRANSLATION, tr
 from studio.tabs import rate_results, rate_sessions
 
 KEYS_HELP = ("Keys: **1–9** pick a level of the highlighted criterion (then the next one is highlighted), "
@@ -100,14 +100,18 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
         rater = gr.Textbox(label="Your name", placeholder="e.g. Dr Li", elem_id="rate-rater", scale=2)
         session = gr.Dropdown([], label="Session", elem_id="rate-session", scale=3, allow_custom_value=True)
     start = gr.Button("Start rating", variant="primary", elem_id="rate-start")
-    status = gr.Markdown("Loading…", elem_id="rate-status")   # the hint, or the rater's item, once the page has loaded
+    # The blocks whose words the handlers write (in the reader's language) are left out of the page's relabelling
+    # (NO_TRANSLATION), which could otherwise land after them and put back "Loading…" or "Criterion 1".
+    status = gr.Markdown("Loading…", elem_id="rate-status",   # the hint, or the rater's item, once the page has loaded
+                         elem_classes=[NO_TRANSLATION])
     with gr.Group(visible=False, elem_id="rate-panel") as panel:
         with gr.Row():
-            response_a = gr.Chatbot(label="Response", elem_id="rate-response-a", height=340, buttons=["copy"])
+            response_a = gr.Chatbot(label="Response", elem_id="rate-response-a", height=340, buttons=["copy"],
+                                    elem_classes=[NO_TRANSLATION])
             response_b = gr.Chatbot(label="Response B", elem_id="rate-response-b", height=340, buttons=["copy"],
                                     visible=False)
         scales = [gr.Radio([], label=f"Criterion {slot}", visible=False, elem_id=f"rate-criterion-{slot}",
-                           elem_classes=["rate-criterion"]) for slot in range(1, MAX_CRITERIA + 1)]
+                           elem_classes=["rate-criterion", NO_TRANSLATION]) for slot in range(1, MAX_CRITERIA + 1)]
         with gr.Row(elem_id="rate-extras"):   # always shown: a collapsed box mounts late and can miss typing
             comment = gr.Textbox(label="Comment (optional)", lines=3, elem_id="rate-comment", scale=1)
             corrected = gr.Textbox(label="Corrected answer (optional)", lines=3, elem_id="rate-corrected", scale=2,
