@@ -23,15 +23,17 @@ import krippendorff
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
+from core.text import N_
+
 Units = Mapping[int, Mapping[str, int]]   # item -> rater -> rank of the level given
 
-ALPHA_EXPLAINED = (
+ALPHA_EXPLAINED = N_(
     "Krippendorff's alpha (α) measures how much raters agree beyond chance: 1 means they always agree, 0 that "
     "they agree no more than if they had rated at random, below 0 that they disagree systematically. Scales "
     "count a near miss (3 vs 4) as a smaller disagreement than a far one (1 vs 4). Krippendorff's rule of thumb: "
     "rely on α ≥ 0.8, draw tentative conclusions from 0.667 to 0.8, and below that sharpen the instructions "
     "before trusting the scores.")
-KAPPA_EXPLAINED = (
+KAPPA_EXPLAINED = N_(
     "Cohen's kappa (κ) compares two raters on the items both rated, on the same 0-to-1 idea as alpha (weighted "
     "for scales, so near misses count less). Usual reading (Landis & Koch): below 0 poor, up to 0.2 slight, "
     "0.2-0.4 fair, 0.4-0.6 moderate, 0.6-0.8 substantial, above 0.8 almost perfect.")
@@ -61,11 +63,11 @@ def alpha(units: Units, levels: int, ordinal: bool) -> Alpha:
     raters = sorted({rater for given in units.values() for rater in given})
     shared = [item for item, given in sorted(units.items()) if len(given) >= 2]
     if not shared:
-        return Alpha(None, level, 0, len(raters), "Not measurable yet: no item has been rated by two raters.")
+        return Alpha(None, level, 0, len(raters), N_("Not measurable yet: no item has been rated by two raters."))
     ranks = {rank for item in shared for rank in units[item].values()}
     if len(ranks) < 2:
-        return Alpha(None, level, len(shared), len(raters), "Every rating of the shared items is the same, so raters "
-                     "agree completely, but there is no variation for alpha to measure.")
+        return Alpha(None, level, len(shared), len(raters), N_("Every rating of the shared items is the same, so raters "
+                     "agree completely, but there is no variation for alpha to measure."))
     matrix = np.full((len(raters), len(shared)), np.nan)
     for column, item in enumerate(shared):
         for rater, rank in units[item].items():
@@ -77,12 +79,12 @@ def alpha(units: Units, levels: int, ordinal: bool) -> Alpha:
 
 def alpha_words(value: float) -> str:
     if value >= 0.8:
-        return "Good agreement: these scores can be relied on."
+        return N_("Good agreement: these scores can be relied on.")
     if value >= 0.667:
-        return "Acceptable agreement: fine for tentative conclusions."
+        return N_("Acceptable agreement: fine for tentative conclusions.")
     if value > 0:
-        return "Low agreement: raters agree only somewhat more than chance; review the disagreements below."
-    return "No agreement beyond chance: raters may be reading the levels differently."
+        return N_("Low agreement: raters agree only somewhat more than chance; review the disagreements below.")
+    return N_("No agreement beyond chance: raters may be reading the levels differently.")
 
 
 def kappas(units: Units, levels: int, ordinal: bool) -> list[Kappa]:
@@ -100,14 +102,15 @@ def kappas(units: Units, levels: int, ordinal: bool) -> list[Kappa]:
                                             weights="linear" if ordinal else None))
         if math.isnan(value):
             found.append(Kappa(rater_a, rater_b, len(both), None, ordinal,
-                               "undefined: both gave one and the same level throughout"))
+                               N_("undefined: both gave one and the same level throughout")))
         else:
             found.append(Kappa(rater_a, rater_b, len(both), value, ordinal, kappa_words(value)))
     return found
 
 
 def kappa_words(value: float) -> str:
-    for bound, words in ((0.0, "poor"), (0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
+    for bound, words in ((0.0, N_("poor")), (0.2, N_("slight")), (0.4, N_("fair")), (0.6, N_("moderate")),
+                         (0.8, N_("substantial"))):
         if value <= bound:
             return words
-    return "almost perfect"
+    return N_("almost perfect")

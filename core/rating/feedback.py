@@ -26,6 +26,7 @@ from core.errors import DataError
 from core.rating import ratings, sessions
 from core.rating.criteria import CORRECTED
 from core.rating.sessions import Item, Session
+from core.text import N_
 from core.workspace import Workspace, atomic_write_text
 
 
@@ -68,13 +69,13 @@ def _low_rated(session: Session, by_criterion: dict[str, list[tuple[str, str, st
             mean = statistics.fmean(int(value) for value in values)
             lowest, highest = int(criterion.values[0]), int(criterion.values[-1])
             if mean < (lowest + highest) / 2:
-                reasons.append(f"{criterion.label} {mean:.1f} of {lowest}-{highest}")
+                reasons.append(N_(f"{criterion.label} {mean:.1f} of {lowest}-{highest}"))
         elif criterion.kind == "choice":
             failed = sorted({criterion.level(value).label for value in values if value not in criterion.passing})
             if failed:
                 reasons.append(f"{criterion.label}: {', '.join(failed)}")
     if session.mode == "pairwise" and not reasons:
-        reasons.append("a rater wrote a better answer than both responses")
+        reasons.append(N_("a rater wrote a better answer than both responses"))
     return "; ".join(reasons)
 
 

@@ -23,6 +23,7 @@ from core.inference import choices
 from core.inference.answering import Answerer
 from core.progress import QUIET, Progress
 from core.rating import prompts, sessions
+from core.text import N_
 from core.workspace import Workspace
 
 KIND = "generate-responses"   # its name in core.jobs.worker.JOB_KINDS
@@ -35,7 +36,7 @@ def run(workspace: Workspace, folder: Path, settings: dict[str, Any], progress: 
 
 def title(session: sessions.Session) -> str:
     """The job's name in words, as the device lock and the job list show it."""
-    return f"generating responses for rating session '{session.name}'"
+    return N_(f"generating responses for rating session '{session.name}'")
 
 
 def generate(workspace: Workspace, session_id: str, progress: Progress = QUIET, batch_size: int = BATCH_SIZE) -> str:
@@ -55,7 +56,7 @@ def generate(workspace: Workspace, session_id: str, progress: Progress = QUIET, 
         if answerer is None or not answerer.serves(choice):
             answerer = None
             gc.collect()
-            progress.report(index * len(conversations), total, f"Loading {choice.base}")
+            progress.report(index * len(conversations), total, N_(f"Loading {choice.base}"))
             answerer = Answerer(workspace, choice.base)
         within = Progress(report=_shifted(progress, index * len(conversations), total),
                           stop_requested=progress.stop_requested, log=progress.log)
@@ -68,7 +69,8 @@ def generate(workspace: Workspace, session_id: str, progress: Progress = QUIET, 
                                  [{"new_tokens": answer.new_tokens, "seconds": round(answer.seconds, 3)} for answer in answers])
         progress.log(f"{choice.label}: {len(answers)} responses")
     sessions.complete(workspace, session_id)
-    return f"{len(conversations)} prompts answered by {len(session.models)} model(s); session '{session.name}' is ready to rate."
+    return N_(f"{len(conversations)} prompts answered by {len(session.models)} model(s); "
+              f"session '{session.name}' is ready to rate.")
 
 
 def _shifted(progress: Progress, offset: int, total: int) -> Callable[[int, int, str], None]:

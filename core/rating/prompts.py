@@ -25,11 +25,12 @@ from typing import Any
 
 from core.data import formats, store
 from core.errors import DataError
+from core.text import N_
 from core.workspace import ASSETS_DIR, RatingFolder, Workspace
 
 REDTEAM = "redteam"
 REDTEAM_FILE = ASSETS_DIR / "redteam" / "prompts.jsonl"
-SOURCE_HELP = "Use redteam, dataset:ID[/vN], file:PATH or session:ID."
+SOURCE_HELP = N_("Use redteam, dataset:ID[/vN], file:PATH or session:ID.")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class PromptSet:
             raise DataError(f"A session needs at least one prompt, not {count}.", "Choose 1 or more prompts.")
         kept = sorted(random.Random(seed).sample(range(len(self.prompts)), count))
         renumbered = {old + 1: new for new, old in enumerate(kept, start=1)}
-        return replace(self, description=f"{self.description}, {count} of {len(self.prompts)} drawn at random",
+        return replace(self, description=N_(f"{self.description}, {count} of {len(self.prompts)} drawn at random"),
                        prompts=[self.prompts[index] for index in kept],
                        responses={(renumbered[number], model): text for (number, model), text in self.responses.items()
                                   if number in renumbered})
@@ -77,17 +78,17 @@ def read(workspace: Workspace, source: str) -> PromptSet:
         folder = workspace.rating_folder(target)
         if not folder.prompts.is_file():
             raise DataError(f"There is no rating session '{target}'.", "Pick a session from the list.")
-        found = PromptSet(f"the prompts and responses of session '{target}'", read_prompts(folder), read_responses(folder))
+        found = PromptSet(N_(f"the prompts and responses of session '{target}'"), read_prompts(folder), read_responses(folder))
     else:
         raise DataError(f"'{source}' is not a prompt set.", SOURCE_HELP)
     if not found.prompts:
-        raise DataError(f"{found.description[0].upper()}{found.description[1:]} holds no prompts.", "Pick another prompt set.")
+        raise DataError(f"There are no prompts in {found.description}.", "Pick another prompt set.")
     return found
 
 
 def _redteam() -> PromptSet:
     rows = [json.loads(line) for line in REDTEAM_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return PromptSet("the built-in red-team set",
+    return PromptSet(N_("the built-in red-team set"),
                      [Prompt([{"role": "user", "content": row["prompt"]}], category=row["category"]) for row in rows])
 
 
@@ -99,8 +100,8 @@ def _dataset(workspace: Workspace, target: str) -> PromptSet:
     version = int(version_text) if version_text.isdigit() else versions[-1].version
     folder = store.version_dir(workspace, dataset_id, version)
     validation = folder / store.VALIDATION_FILE
-    path, part = (validation, "validation rows") if validation.is_file() else (folder / store.DATA_FILE, "rows")
-    return PromptSet(f"the {part} of dataset '{dataset_id}' v{version}",
+    path, part = (validation, N_("validation rows")) if validation.is_file() else (folder / store.DATA_FILE, N_("rows"))
+    return PromptSet(N_(f"the {part} of dataset '{dataset_id}' v{version}"),
                      [_prompt(messages) for messages in store.load_conversations(path)])
 
 
@@ -111,7 +112,7 @@ def _file(path: Path) -> PromptSet:
         raise DataError(f"{path.name}: {len(parsed.invalid)} record(s) cannot be read as prompts; line "
                         f"{first.source_line}: {first.detail}.",
                         "Give each record a prompt, e.g. {\"prompt\": \"…\"} per line, or a CSV with a prompt column.")
-    return PromptSet(f"the file {path.name}", [_prompt(row.messages) for row in parsed.rows])
+    return PromptSet(N_(f"the file {path.name}"), [_prompt(row.messages) for row in parsed.rows])
 
 
 def _prompt(messages: list[formats.Message]) -> Prompt:

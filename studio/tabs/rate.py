@@ -21,15 +21,34 @@ import gradio as gr
 from core.accounts.users import may
 from core.errors import ConfigError
 from core.rating import queue, ratings, sessions
-from core.rating.criteria import COMMENT, CORRECTED, MAX_CRITERIA
+from core.rating.criteria import COMMENT, CORRECTED, MAX_CRITERIA, Criterion, Level
 from core.rating.queue import View
+from core.rating.sessions import Session
+from core.text import N_
 from studio.context import StudioContext
 from studio.errors import friendly
+from studio.i18n import NO_TRANSLATION, tr
 from studio.tabs import rate_results, rate_sessions
 
 KEYS_HELP = ("Keys: **1–9** pick a level of the highlighted criterion (then the next one is highlighted), "
              "**↑ ↓** change criterion, **→** save and go on, **←** back. Typing in a text box is never taken as a key.")
-START_HINT = "Enter your name and pick a session, then press **Start rating**. You will come back here after a reload."
+START_HINT = N_("Enter your name and pick a session, then press **Start rating**. You will come back here after a reload.")
+# Values of sessions and jobs that are shown as words (tr(value)).
+SHOWN_VALUES = (N_("scale"), N_("pairwise"), N_("generating"), N_("ready"), N_("ordinal"), N_("nominal"), N_("queued"),
+                N_("running"), N_("finished"), N_("failed"), N_("stopped"), N_("interrupted"))
+
+
+def session_label(session: Session) -> str:
+    """A session as the pickers list it, in the reader's language (Session.label in words)."""
+    return tr("{name} · {mode} · {prompts} prompts × {models} models ({state})", name=session.name,
+              mode=tr(session.mode), prompts=session.prompts, models=len(session.models), state=tr(session.state))
+
+
+def option(criterion: Criterion, level: Level) -> str:
+    """How a level reads in the rating panel (Criterion.option in the reader's language): the digit key,
+    its label and its anchor."""
+    key = criterion.levels.index(level) + 1
+    return f"{key} · {tr(level.label)}" + (f" — {tr(level.description)}" if level.description else "")
 
 
 def ready_choices(ctx: StudioContext) -> list[tuple[str, str]]:
@@ -57,7 +76,7 @@ def build(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserState) -> No
 
     @ctx.allow("manage-ratings")
     def refresh() -> tuple:
-        every = [(session.label(), session.id) for session in sessions.list_sessions(ctx.workspace)]
+        every = [(session_label(session), session.id) for session in sessions.list_sessions(ctx.workspace)]
         return gr.Dropdown(choices=ready_choices(ctx)), *(gr.Dropdown(choices=every) for _ in session_pickers)
 
     pickers = [results_picker, *session_pickers]   # the rating panel's picker lists itself when focused
@@ -81,14 +100,18 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
         rater = gr.Textbox(label="Your name", placeholder="e.g. Dr Li", elem_id="rate-rater", scale=2)
         session = gr.Dropdown([], label="Session", elem_id="rate-session", scale=3, allow_custom_value=True)
     start = gr.Button("Start rating", variant="primary", elem_id="rate-start")
-    status = gr.Markdown("Loading…", elem_id="rate-status")   # the hint, or the rater's item, once the page has loaded
+    # The blocks whose words the handlers write (in the reader's language) are left out of the page's relabelling
+    # (NO_TRANSLATION), which could otherwise land after them and put back "Loading…" or "Criterion 1".
+    status = gr.Markdown("Loading…", elem_id="rate-status",   # the hint, or the rater's item, once the page has loaded
+                         elem_classes=[NO_TRANSLATION])
     with gr.Group(visible=False, elem_id="rate-panel") as panel:
         with gr.Row():
-            response_a = gr.Chatbot(label="Response", elem_id="rate-response-a", height=340, buttons=["copy"])
+            response_a = gr.Chatbot(label="Response", elem_id="rate-response-a", height=340, buttons=["copy"],
+                                    elem_classes=[NO_TRANSLATION])
             response_b = gr.Chatbot(label="Response B", elem_id="rate-response-b", height=340, buttons=["copy"],
                                     visible=False)
         scales = [gr.Radio([], label=f"Criterion {slot}", visible=False, elem_id=f"rate-criterion-{slot}",
-                           elem_classes=["rate-criterion"]) for slot in range(1, MAX_CRITERIA + 1)]
+                           elem_classes=["rate-criterion", NO_TRANSLATION]) for slot in range(1, MAX_CRITERIA + 1)]
         with gr.Row(elem_id="rate-extras"):   # always shown: a collapsed box mounts late and can miss typing
             comment = gr.Textbox(label="Comment (optional)", lines=3, elem_id="rate-comment", scale=1)
             corrected = gr.Textbox(label="Corrected answer (optional)", lines=3, elem_id="rate-corrected", scale=2,
@@ -116,7 +139,7 @@ def _rating_panel(ctx: StudioContext, app: gr.Blocks, remembered: gr.BrowserStat
         if chosen and name:
             return (name_box, gr.Dropdown(choices=choices, value=chosen), choices,
                     *render(queue.current(workspace, chosen, name)))
-        return (name_box, gr.Dropdown(choices=choices), choices, START_HINT, *(gr.skip() for _ in shown[1:]))
+        return (name_box, gr.Dropdown(choices=choices), choices, tr(START_HINT), *(gr.skip() for _ in shown[1:]))
 
     @friendly
     @ctx.allow("rate")
@@ -168,31 +191,33 @@ def render(view: View) -> tuple:
     session, progress = view.session, view.progress
     bar = (f'<div class="rate-progress" role="progressbar" aria-valuenow="{progress.rated}" aria-valuemax="{progress.total}">'
            f'<div class="rate-progress-fill" style="width:{progress.rated / max(1, progress.total):.1%}"></div></div>')
-    counts = f"{progress.rated} rated · {progress.remaining} to go"
+    counts = tr("{rated} rated · {remaining} to go", rated=progress.rated, remaining=progress.remaining)
     if view.item is None:
-        message = (f"**All done, {html.escape(view.rater)}!** You have rated every item there is for you in "
-                   f"*{html.escape(session.name)}* ({counts}). Thank you. Use ← Previous to look back.")
+        message = tr("**All done, {rater}!** You have rated every item there is for you in *{session}* ({counts}). "
+                     "Thank you. Use ← Previous to look back.", rater=html.escape(view.rater),
+                     session=html.escape(session.name), counts=counts)
         return (bar + "\n\n" + message, gr.Group(visible=False), [], gr.Chatbot([], visible=False),
                 *(gr.Radio(visible=False) for _ in range(MAX_CRITERIA)), "", "", 0,
                 gr.Button(interactive=progress.rated > 0), gr.Button(interactive=False))
     found = view.item
     pairwise = len(found.responses) == 2
     system = next((m["content"] for m in found.messages if m["role"] == "system"), "")
-    heading = (f"**Item {view.position + 1}** of your {progress.total} in *{html.escape(session.name)}* · {counts}"
-               + (f"\n\nThe model was told: *{html.escape(system)}*" if system else ""))
+    heading = (tr("**Item {number}** of your {total} in *{session}* · {counts}", number=view.position + 1,
+                  total=progress.total, session=html.escape(session.name), counts=counts)
+               + ("\n\n" + tr("The model was told: *{system}*", system=html.escape(system)) if system else ""))
     conversation = [m for m in found.messages if m["role"] != "system"]
     scales = []
     for slot in range(MAX_CRITERIA):
         if slot < len(session.criteria):
             criterion = session.criteria[slot]
-            scales.append(gr.Radio([(criterion.option(level), level.value) for level in criterion.levels],
-                                   value=view.values.get(criterion.name), label=criterion.label,
-                                   info=criterion.question, visible=True))
+            scales.append(gr.Radio([(option(criterion, level), level.value) for level in criterion.levels],
+                                   value=view.values.get(criterion.name), label=tr(criterion.label),
+                                   info=tr(criterion.question), visible=True))
         else:
             scales.append(gr.Radio([], value=None, visible=False))
     return (bar + "\n\n" + heading, gr.Group(visible=True),
             gr.Chatbot([*conversation, {"role": "assistant", "content": found.responses[0]}],
-                       label="Response A" if pairwise else "Response"),
+                       label=tr("Response A") if pairwise else tr("Response")),
             gr.Chatbot([*conversation, {"role": "assistant", "content": found.responses[-1]}], visible=pairwise),
             *scales, view.values.get(COMMENT, ""), view.values.get(CORRECTED, ""), found.number,
             gr.Button(interactive=view.position > 0), gr.Button(interactive=True))

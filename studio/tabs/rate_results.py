@@ -15,15 +15,19 @@ from core.errors import ConfigError
 from core.rating import agreement, exchange, feedback, results
 from core.rating.intervals import Share
 from core.rating.results import SessionResults
+from core.text import N_
 from studio import plots
 from studio.context import StudioContext
 from studio.errors import friendly
+from studio.i18n import tr
 
-SCORE_COLUMNS = ["Model", "Criterion", "Mean", "95% interval", "Items", "Ratings"]
-WIN_COLUMNS = ["Model", "Against", "Wins", "Ties", "Losses", "Ratings"]
-CHOICE_COLUMNS = ["Model", "Criterion", "Prompts", "Pass rate", "95% interval", "Ratings", "Problems found"]
-DISAGREEMENT_COLUMNS = ["Item", "Criterion", "Ratings", "Models", "Prompt"]
-HARD_COLUMNS = ["Item", "Why it is low-rated", "Prompt", "Response", "Corrected answer", "By"]
+# Column headers, shown in the reader's language (columns()).
+SCORE_COLUMNS = [N_("Model"), N_("Criterion"), N_("Mean"), N_("95% interval"), N_("Items"), N_("Ratings")]
+WIN_COLUMNS = [N_("Model"), N_("Against"), N_("Wins"), N_("Ties"), N_("Losses"), N_("Ratings")]
+CHOICE_COLUMNS = [N_("Model"), N_("Criterion"), N_("Prompts"), N_("Pass rate"), N_("95% interval"), N_("Ratings"),
+                  N_("Problems found")]
+DISAGREEMENT_COLUMNS = [N_("Item"), N_("Criterion"), N_("Ratings"), N_("Models"), N_("Prompt")]
+HARD_COLUMNS = [N_("Item"), N_("Why it is low-rated"), N_("Prompt"), N_("Response"), N_("Corrected answer"), N_("By")]
 CELL_CHARS = 200
 
 
@@ -64,7 +68,7 @@ def build(ctx: StudioContext) -> gr.Dropdown:
 
     def view(session_id: str | None) -> tuple:
         if not session_id:
-            return ("Pick a session to see its results.", *(None for _ in shown[1:]))
+            return (tr("Pick a session to see its results."), *(None for _ in shown[1:]))
         found = results.session_results(workspace, session_id)
         kinds = {criterion.kind for criterion in found.session.criteria}
         return (_summary(found), gr.Dataframe(_scores(found), visible="scale" in kinds),
@@ -90,8 +94,9 @@ def build(ctx: StudioContext) -> gr.Dropdown:
         if not file_path:
             return gr.skip(), *(gr.skip() for _ in shown)
         result = exchange.import_file(workspace, _chosen(session_id), Path(file_path))
-        skipped = f" ({result.skipped_empty} empty comment cells skipped)" if result.skipped_empty else ""
-        return f"**Imported** {result.written} ratings from *{Path(file_path).name}*{skipped}.", *view(session_id)
+        skipped = tr(" ({count} empty comment cells skipped)", count=result.skipped_empty) if result.skipped_empty else ""
+        return (tr("**Imported** {count} ratings from *{file}*{skipped}.", count=result.written, file=Path(file_path).name,
+                   skipped=skipped), *view(session_id))
 
     @friendly
     @ctx.allow("manage-ratings")
@@ -101,8 +106,8 @@ def build(ctx: StudioContext) -> gr.Dropdown:
         except ValueError:
             raise ConfigError(f"'{numbers}' is not a list of item numbers.", "Write them like 3, 7, 12.") from None
         version = feedback.send_hard_examples(workspace, _chosen(session_id), items)
-        return (f"**Added** to *Hard examples* as v{version.version} ({version.rows} rows; {version.note}). Mix it into "
-                "your training data in the **Data** tab.")
+        return tr("**Added** to *Hard examples* as v{version} ({rows} rows; {note}). Mix it into your training data in "
+                  "the **Data** tab.", version=version.version, rows=version.rows, note=tr(version.note))
 
     quiet = {"show_progress": "hidden"}
     show = friendly(ctx.allow("manage-ratings")(view))
@@ -139,7 +144,7 @@ def _chosen(session_id: str | None) -> str:
 
 def _interval(low: float | None, high: float | None, digits: int = 2, percent: bool = False) -> str:
     if low is None or high is None:
-        return "needs 2+ items"
+        return tr("needs 2+ items")
     return f"{low:.0%}–{high:.0%}" if percent else f"{low:.{digits}f}–{high:.{digits}f}"
 
 
@@ -149,32 +154,49 @@ def _share(share: Share) -> str:
 
 def _summary(found: SessionResults) -> str:
     session = found.session
-    raters = ", ".join(f"{row.rater} ({row.rated} rated)" for row in found.raters) or "nobody yet"
-    return (f"**{session.name}** · {session.mode} · {session.items} items from {session.source} · "
-            f"{session.overlap} rater(s) per item · models: {', '.join(f'`{m}`' for m in session.models)}\n\n"
-            f"**{found.ratings} ratings** by {raters}.")
+    raters = ", ".join(tr("{rater} ({rated} rated)", rater=row.rater, rated=row.rated) for row in found.raters)
+    return (tr("**{name}** · {mode} · {items} items from {source} · {overlap} rater(s) per item · models: {models}",
+               name=session.name, mode=tr(session.mode), items=session.items, source=tr(session.source),
+               overlap=session.overlap, models=", ".join(f"`{m}`" for m in session.models)) + "\n\n"
+            + tr("**{count} ratings** by {raters}.", count=found.ratings, raters=raters or tr("nobody yet")))
 
 
 def _label(found: SessionResults, name: str) -> str:
-    return found.session.criterion(name).label
+    return tr(found.session.criterion(name).label)
+
+
+def columns(names: list[str]) -> list[str]:
+    return [tr(name) for name in names]
+
+
+def _why(why: str) -> str:
+    """Why an item is low-rated (core.rating.feedback: reasons joined by '; ') in the reader's language."""
+    parts = []
+    for reason in why.split("; "):
+        label, colon, levels = reason.partition(": ")
+        if tr(reason) == reason and colon:   # "Safety: Harmful advice, Privacy leak"
+            reason = tr(label) + tr(": ") + tr(", ").join(tr(level) for level in levels.split(", "))
+        parts.append(tr(reason))
+    return tr("; ").join(parts)
 
 
 def _scores(found: SessionResults) -> pd.DataFrame:
     return pd.DataFrame([(row.model, _label(found, row.criterion), f"{row.mean.value:.2f}",
                           _interval(row.mean.low, row.mean.high), row.mean.n, row.ratings) for row in found.scores],
-                        columns=SCORE_COLUMNS)
+                        columns=columns(SCORE_COLUMNS))
 
 
 def _distribution(found: SessionResults) -> object:
     rows = []
     for score in found.scores:
         criterion = found.session.criterion(score.criterion)
-        rows.append((f"{score.model} · {criterion.label}", [f"{criterion.label} {level.value} · {level.label}"
-                                                           for level in criterion.levels], list(score.counts.values())))
+        label = tr(criterion.label)
+        rows.append((f"{score.model} · {label}", [f"{label} {level.value} · {tr(level.label)}"
+                                                  for level in criterion.levels], list(score.counts.values())))
     for choice in found.choices:
         if choice.category == results.ALL_PROMPTS:
             criterion = found.session.criterion(choice.criterion)
-            rows.append((f"{choice.model} · {criterion.label}", [level.label for level in criterion.levels][::-1],
+            rows.append((f"{choice.model} · {tr(criterion.label)}", [tr(level.label) for level in criterion.levels][::-1],
                          list(choice.counts.values())[::-1]))   # passing level last, on the right, like a high score
     return plots.as_plot(plots.rating_distribution_figure(rows)) if rows else None
 
@@ -182,42 +204,44 @@ def _distribution(found: SessionResults) -> object:
 def _wins(found: SessionResults) -> pd.DataFrame:
     order = {model: index for index, model in enumerate(found.session.models)}
     return pd.DataFrame([(row.model, row.opponent, _share(row.wins), _share(row.ties), _share(row.losses), row.wins.total)
-                         for row in found.wins if order[row.model] > order[row.opponent]], columns=WIN_COLUMNS)
+                         for row in found.wins if order[row.model] > order[row.opponent]], columns=columns(WIN_COLUMNS))
 
 
 def _choices(found: SessionResults) -> pd.DataFrame:
     rows = []
     for row in found.choices:
         criterion = found.session.criterion(row.criterion)
-        problems = ", ".join(f"{criterion.level(value).label} {count}" for value, count in row.counts.items()
+        problems = ", ".join(f"{tr(criterion.level(value).label)} {count}" for value, count in row.counts.items()
                              if count and value not in criterion.passing)
-        rows.append((row.model, criterion.label, "all" if row.category == results.ALL_PROMPTS else row.category,
+        rows.append((row.model, tr(criterion.label), tr("all") if row.category == results.ALL_PROMPTS else row.category,
                      f"{row.passed.rate:.0%}", _interval(row.passed.low, row.passed.high, percent=True), row.passed.total,
-                     problems or "none"))
-    return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
+                     problems or tr("none")))
+    return pd.DataFrame(rows, columns=columns(CHOICE_COLUMNS))
 
 
 def _agreement(found: SessionResults) -> str:
-    lines = ["### Agreement between raters", "| Criterion | Krippendorff's α | What it means | Items rated by 2+ |",
+    lines = [tr("### Agreement between raters"), tr("| Criterion | Krippendorff's α | What it means | Items rated by 2+ |"),
              "| --- | --- | --- | --- |"]
     for row in found.agreement:
-        value = "–" if row.alpha.value is None else f"**{row.alpha.value:.2f}** ({row.alpha.level})"
-        lines.append(f"| {_label(found, row.criterion)} | {value} | {row.alpha.words} | {row.alpha.items} |")
+        value = "–" if row.alpha.value is None else f"**{row.alpha.value:.2f}** ({tr(row.alpha.level)})"
+        lines.append(f"| {_label(found, row.criterion)} | {value} | {tr(row.alpha.words)} | {row.alpha.items} |")
     kappas = [(row.criterion, kappa) for row in found.agreement for kappa in row.kappas]
+    weighted = tr(" (weighted)")
     if kappas:
-        lines += ["", "| Criterion | Raters | Cohen's κ | Reading | Items both rated |", "| --- | --- | --- | --- | --- |"]
+        lines += ["", tr("| Criterion | Raters | Cohen's κ | Reading | Items both rated |"), "| --- | --- | --- | --- | --- |"]
         lines += [f"| {_label(found, name)} | {k.rater_a} – {k.rater_b} | "
-                  f"{'–' if k.value is None else f'{k.value:.2f}' + (' (weighted)' if k.weighted else '')} | {k.words} | "
+                  f"{'–' if k.value is None else f'{k.value:.2f}' + (weighted if k.weighted else '')} | {tr(k.words)} | "
                   f"{k.items} |" for name, k in kappas]
-    return "\n".join([*lines, "", agreement.ALPHA_EXPLAINED, "", agreement.KAPPA_EXPLAINED])
+    return "\n".join([*lines, "", tr(agreement.ALPHA_EXPLAINED), "", tr(agreement.KAPPA_EXPLAINED)])
 
 
 def _disagreements(found: SessionResults) -> pd.DataFrame:
-    return pd.DataFrame([(row.item, _label(found, row.criterion), " · ".join(f"{r}: {label}" for r, label in row.given.items()),
+    return pd.DataFrame([(row.item, _label(found, row.criterion),
+                          " · ".join(f"{r}: {tr(label)}" for r, label in row.given.items()),
                           " vs ".join(row.models), row.prompt[:CELL_CHARS]) for row in found.disagreements],
-                        columns=DISAGREEMENT_COLUMNS)
+                        columns=columns(DISAGREEMENT_COLUMNS))
 
 
 def _hard(candidates: list[feedback.HardExample]) -> pd.DataFrame:
-    return pd.DataFrame([(c.item, c.why, c.messages[-1]["content"][:CELL_CHARS], " | ".join(c.responses)[:CELL_CHARS],
-                          c.corrected[:CELL_CHARS], c.rater) for c in candidates], columns=HARD_COLUMNS)
+    return pd.DataFrame([(c.item, _why(c.why), c.messages[-1]["content"][:CELL_CHARS], " | ".join(c.responses)[:CELL_CHARS],
+                          c.corrected[:CELL_CHARS], c.rater) for c in candidates], columns=columns(HARD_COLUMNS))

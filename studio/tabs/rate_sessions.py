@@ -15,11 +15,14 @@ from core.inference import choices
 from core.planning.preflight import format_duration
 from core.rating import criteria, generation, queue, sessions
 from core.rating.sessions import Session, SessionSpec
+from core.text import N_
 from studio.context import StudioContext
-from studio.errors import friendly
+from studio.errors import friendly, in_reader_language
+from studio.i18n import tr
 
 POLL_SECONDS = 1.0
-TABLE_COLUMNS = ["Name", "Id", "Mode", "Models", "Prompts", "Items", "Raters per item", "Raters", "State", "Created"]
+TABLE_COLUMNS = [N_("Name"), N_("Id"), N_("Mode"), N_("Models"), N_("Prompts"), N_("Items"), N_("Raters per item"),
+                 N_("Raters"), N_("State"), N_("Created")]   # shown in the reader's language
 SOURCES = [("Built-in red-team set (60 prompts, zh/en, safety categories)", "redteam"),
            ("A dataset version (its validation rows when it was split)", "dataset"),
            ("A file of prompts (.jsonl, .json or .csv)", "file"),
@@ -27,8 +30,9 @@ SOURCES = [("Built-in red-team set (60 prompts, zh/en, safety categories)", "red
 MODES = [("Scale: each response scored on its own", "scale"),
          ("Pairwise: two responses side by side, pick the better one", "pairwise")]
 CRITERIA_CHOICES = {
-    "scale": [("Fluency (1-4)", "fluency"), ("Relevance (1-3)", "relevance"), ("Safety (verdict and category)", "safety")],
-    "pairwise": [("Which response is better (A / tie / B)", "preference")],
+    "scale": [(N_("Fluency (1-4)"), "fluency"), (N_("Relevance (1-3)"), "relevance"),
+              (N_("Safety (verdict and category)"), "safety")],
+    "pairwise": [(N_("Which response is better (A / tie / B)"), "preference")],
 }
 CUSTOM_EXAMPLE = """# Replaces the boxes above when filled in. A scale, for example:
 # - name: empathy
@@ -36,9 +40,14 @@ CUSTOM_EXAMPLE = """# Replaces the boxes above when filled in. A scale, for exam
 #   question: Does the response acknowledge how the patient feels?
 #   kind: scale          # scale (numbers), choice (labels), or preference (pairwise: A, tie, B)
 #   levels:
-#     - {value: "1", label: Cold, description: ignores the patient's feelings}
-#     - {value: "2", label: Polite}
-#     - {value: "3", label: Warm, description: acknowledges feelings and reassures}
+#     - value: "1"
+#       label: Cold
+#       description: ignores the patient's feelings
+#     - value: "2"
+#       label: Polite
+#     - value: "3"
+#       label: Warm
+#       description: acknowledges feelings and reassures
 """
 
 
@@ -97,26 +106,28 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
         if session.ready:
             raters = queue.raters(workspace, session_id)
             done = min(sum(row.rated for row in raters), session.items * session.overlap)
-            return (f"**Ready to rate** · *{session.name}* · {session.items} items, {session.overlap} rater(s) each · "
-                    f"{len(raters)} rater(s) so far, {done} of {session.items * session.overlap} item ratings done. "
-                    "Raters open the **Rate** tab and pick it."), False
+            return tr("**Ready to rate** · *{name}* · {items} items, {overlap} rater(s) each · {raters} rater(s) so far, "
+                      "{done} of {total} item ratings done. Raters open the **Rate** tab and pick it.",
+                      name=session.name, items=session.items, overlap=session.overlap, raters=len(raters), done=done,
+                      total=session.items * session.overlap), False
         try:
             job = jobs.job_status(workspace.rating_folder(session_id).root)
         except StudioError:
-            return "**Not generated yet.** Press **Generate again** when the device is free.", False
+            return tr("**Not generated yet.** Press **Generate again** when the device is free."), False
         if job.active:
-            eta = f" · about {format_duration(job.eta_s)} left" if job.eta_s else ""
-            return f"**Generating responses** · {job.done} of {job.total}{eta} · {job.message}", True
-        return (f"**Generation {job.state}.** {job.message} Press **Generate again** to finish it "
-                "(models already done are kept)."), False
+            eta = tr(" · {duration} left", duration=tr(format_duration(job.eta_s))) if job.eta_s else ""
+            return tr("**Generating responses** · {done} of {total}{eta} · {message}", done=job.done, total=job.total,
+                      eta=eta, message=tr(job.message)), True
+        return tr("**Generation {state}.** {message} Press **Generate again** to finish it (models already done are kept).",
+                  state=tr(job.state), message=tr(job.message)), False
 
     def table_rows() -> pd.DataFrame:
         rows = []
         for session in sessions.list_sessions(workspace):
             raters = len(queue.raters(workspace, session.id)) if session.ready else 0
-            rows.append((session.name, session.id, session.mode, ", ".join(session.models), session.prompts,
-                         session.items, session.overlap, raters, session.state, session.created.replace("T", " ")[:19]))
-        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+            rows.append((session.name, session.id, tr(session.mode), ", ".join(session.models), session.prompts,
+                         session.items, session.overlap, raters, tr(session.state), session.created.replace("T", " ")[:19]))
+        return pd.DataFrame(rows, columns=[tr(column) for column in TABLE_COLUMNS])
 
     def start(session: Session) -> str:
         """Start the generation job; a busy device is said in words and the session waits for Generate again."""
@@ -124,7 +135,8 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
             jobs.start_job(generation.KIND, workspace.rating_folder(session.id).root, generation.title(session),
                            {"session": session.id})
         except StudioError as error:
-            return f"Session *{session.name}* was created, but its responses could not be generated yet: {error}"
+            return tr("Session *{name}* was created, but its responses could not be generated yet: {error}",
+                      name=session.name, error=in_reader_language(error))
         return ""
 
     def followed_view(session_id: str, note: str = "") -> tuple:
@@ -169,14 +181,14 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
     @ctx.allow("manage-ratings")
     def cancel_generation(session_id: str | None) -> str:
         if not jobs.cancel_job(workspace.rating_folder(_chosen(session_id)).root):
-            return "Nothing is being generated for this session."
-        return "**Cancelling** · the models already answered are kept; press **Generate again** to finish later."
+            return tr("Nothing is being generated for this session.")
+        return tr("**Cancelling** · the models already answered are kept; press **Generate again** to finish later.")
 
     @friendly
     @ctx.allow("manage-ratings")
     def ask_delete(session_id: str | None) -> tuple:
         session = sessions.get(workspace, _chosen(session_id))
-        return gr.Row(visible=True), f"Delete session **{session.name}** with all its responses and ratings?"
+        return gr.Row(visible=True), tr("Delete session **{name}** with all its responses and ratings?", name=session.name)
 
     @friendly
     @ctx.allow("manage-ratings")
@@ -193,11 +205,12 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
 
     @ctx.allow("manage-ratings")
     def lists() -> tuple:
-        return gr.Dropdown(choices=[(c.label, c.key) for c in choices.available(workspace)]), table_rows()
+        return gr.Dropdown(choices=[(tr(c.label), c.key) for c in choices.available(workspace)]), table_rows()
 
     @ctx.allow("manage-ratings")
     def criteria_for(kind: str) -> Any:
-        return gr.CheckboxGroup(CRITERIA_CHOICES[kind], value=[value for _, value in CRITERIA_CHOICES[kind]])
+        return gr.CheckboxGroup([(tr(label), value) for label, value in CRITERIA_CHOICES[kind]],
+                                value=[value for _, value in CRITERIA_CHOICES[kind]])
 
     quiet = {"show_progress": "hidden"}
     follow_outputs = [job_status, timer, followed, table]
@@ -246,7 +259,8 @@ def _dataset_choices(ctx: StudioContext) -> list[tuple[str, str]]:
     found = []
     for dataset in store.list_datasets(ctx.workspace):
         for version in reversed(store.versions(ctx.workspace, dataset.id)):
-            part = f"{version.validation_rows} validation rows" if version.validation_rows else f"{version.rows} rows"
-            found.append((f"{dataset.name} · v{version.version} ({version.kind}) · {part}",
+            part = (tr("{count} validation rows", count=version.validation_rows) if version.validation_rows
+                    else tr("{count} rows", count=version.rows))
+            found.append((f"{dataset.name} · v{version.version} ({tr(version.kind)}) · {part}",
                           f"{dataset.id}/v{version.version}"))
     return found
