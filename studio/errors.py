@@ -125,7 +125,10 @@ def friendly(handler: Callable[..., Any]) -> Callable[..., Any]:
         def stream(*args: Any, **kwargs: Any) -> Any:
             try:
                 check(args, kwargs)
-                yield from handler(*args, **kwargs)
+                reader_language = language.get()
+                for update in handler(*args, **kwargs):
+                    yield update
+                    language.set(reader_language)   # Gradio runs each step in a fresh copy of the context
             except gr.Error:
                 raise
             except Exception as error:  # noqa: BLE001

@@ -25,6 +25,7 @@ from core.planning import preflight
 from core.planning.preflight import format_duration
 from core.runs import records
 from core.text import N_
+from studio import notify
 from studio.context import StudioContext
 from studio.downloads import offer
 from studio.errors import friendly
@@ -357,6 +358,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         if status.active:
             return progress_html(status), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         chosen = Path(folder).name if status.state == "finished" else results.latest_complete(workspace, run_id or "")
+        notify.job_ended(status)
         return (progress_html(status), gr.Timer(active=False), gr.Button(interactive=False), gr.Button(interactive=True),
                 gr.Dropdown(choices=eval_choices(run_id), value=chosen))
 

@@ -15,7 +15,9 @@ from core.inference import choices
 from core.planning.preflight import format_duration
 from core.rating import criteria, generation, queue, sessions
 from core.rating.sessions import Session, SessionSpec
+from core.system.job_status import JobFolder
 from core.text import N_
+from studio import notify
 from studio.context import StudioContext
 from studio.errors import friendly, in_reader_language
 from studio.i18n import tr
@@ -161,6 +163,9 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
         text, active = describe(session_id)
         if active:
             return text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        folder = workspace.rating_folder(session_id).root if session_id else None
+        if folder is not None and JobFolder(folder).status.is_file():   # sessions that generate nothing have none
+            notify.job_ended(jobs.job_status(folder))
         return text, gr.Timer(active=False), gr.skip(), table_rows(), changed + 1
 
     @friendly

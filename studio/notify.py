@@ -1,0 +1,24 @@
+"""A toast when background work that a page follows comes to an end, wherever in the studio the user is
+(the page's poll notices the end once, and says it in the reader's language)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from core.system.job_status import JobStatus
+from studio.i18n import tr
+
+
+def job_ended(status: JobStatus) -> None:
+    """Finished: a short note; stopped on request: a short warning; failed or interrupted: a warning with
+    the reason that stays until closed."""
+    work = tr(status.title)
+    if status.state == "finished":
+        gr.Info(tr("Done: {work}.", work=work), title=tr("Finished"))
+    elif status.state == "stopped":
+        gr.Warning(tr("Stopped on request: {work}.", work=work), title=tr("Stopped"))
+    else:
+        error = status.error or {}
+        reason = " ".join(tr(part) for part in (error.get("message", status.message), error.get("fix", "")) if part)
+        gr.Warning(tr("{work} did not finish: {reason}", work=work, reason=reason), duration=None,
+                   title=tr("Stopped"))
