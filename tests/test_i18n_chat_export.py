@@ -49,7 +49,7 @@ def test_a_streamed_chat_reply_says_its_figures_in_the_readers_language(ctx: Stu
                            ("en", "First token after 0.25 s · 5.0 tokens/s · 11 tokens · stopped at the length limit")):
         steps = reply("Hello", [], [], chat.DEFAULT_KEY, chat.DEFAULT_KEY, False, "", 0.7, 64, 0.9, 1.1, reader(lang))
         # Gradio runs every step of a streamed event in a fresh copy of the event's context: so does this.
-        shown = [contextvars.copy_context().run(lambda: next(steps, None)) for _ in range(4)]
+        shown = [contextvars.copy_context().run(next, steps, None) for _ in range(4)]
         assert shown[-1] is None and shown[-2][3] == expected
 
 
