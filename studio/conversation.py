@@ -15,9 +15,11 @@ from typing import Any
 from core.config import GenerationSection
 from core.inference.chat import ChatEngine, Turn
 from core.inference.streaming import Reply
+from core.text import N_
+from studio.i18n import tr
 
 Message = dict[str, Any]
-EMPTY_ANSWER = "(an empty answer)"
+EMPTY_ANSWER = N_("(an empty answer)")
 
 
 def text_of(content: Any) -> str:
@@ -34,7 +36,7 @@ def _visible(reply: Reply) -> str:
     to read (only blank lines, which the chat widget would show as an empty bubble)."""
     if reply.text.strip():
         return reply.text
-    return "…" if reply.finish is None else EMPTY_ANSWER
+    return "…" if reply.finish is None else tr(EMPTY_ANSWER)
 
 
 def answer(engine: ChatEngine, text: str, keys: Sequence[str], histories: Sequence[list[Message] | None],

@@ -24,10 +24,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from core.errors import ConfigError
+from core.text import N_
 from core.workspace import atomic_write_json, read_json
 
 Role = Literal["admin", "annotator", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "annotator", "viewer")
+ROLE_NAMES = (N_("admin"), N_("annotator"), N_("viewer"))   # a role in words: the studio shows tr(role)
 MIN_PASSWORD = 8
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 

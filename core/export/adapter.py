@@ -10,6 +10,7 @@ from typing import Any
 from core.errors import StudioError
 from core.export.source import RunSource
 from core.export.steps import Steps
+from core.text import N_
 from core.workspace import ExportFolder
 
 STEPS = 2
@@ -19,7 +20,7 @@ def copy(source: RunSource, export: ExportFolder, steps: Steps) -> dict[str, Any
     """Copy the adapter and read it back with peft; returns what it holds."""
     from peft import PeftConfig
 
-    steps(f"Copying the adapter of run '{source.run_id}'")
+    steps(N_(f"Copying the adapter of run '{source.run_id}'"))
     shutil.copytree(source.adapter, export.adapter)
     config = PeftConfig.from_pretrained(str(export.adapter))
     return {"files": sorted(path.name for path in export.adapter.iterdir()),
@@ -30,7 +31,7 @@ def copy(source: RunSource, export: ExportFolder, steps: Steps) -> dict[str, Any
 
 def pack(export: ExportFolder, card: str, steps: Steps) -> dict[str, Any]:
     """Put the model card into the adapter folder, zip it, and test the zip."""
-    steps("Packing the adapter into a zip and testing it")
+    steps(N_("Packing the adapter into a zip and testing it"))
     (export.adapter / "README.md").write_text(card, encoding="utf-8")
     archive = export.adapter_zip
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as packed:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.text import N_
 
 CONVERTER_ENV = "LORA_STUDIO_LLAMA_CPP"   # a folder holding llama.cpp's convert_hf_to_gguf.py
 
@@ -30,19 +31,19 @@ class ExportFormat:
 
 
 FORMATS: dict[str, ExportFormat] = {item.key: item for item in (
-    ExportFormat("merged", "Merged model (safetensors)",
-                 "The adapter merged into its base: a standard model folder any transformers code, vLLM or TGI loads.",
+    ExportFormat("merged", N_("Merged model (safetensors)"),
+                 N_("The adapter merged into its base: a standard model folder any transformers code, vLLM or TGI loads."),
                  True),
-    ExportFormat("adapter", "Adapter only (zip)",
-                 "Only the LoRA adapter (a few MB): load it with peft on top of the same base model.", False),
-    ExportFormat("int8", "int8 quantised (torchao)",
-                 "The merged model with 8-bit weights: about a third of the fp32 size, reloads with transformers.", True),
-    ExportFormat("nf4", "4-bit NF4 (bitsandbytes, GPU)",
-                 "The merged model in 4 bits for CUDA GPUs: about an eighth of the fp32 size.", True),
-    ExportFormat("gguf-f16", "GGUF f16 (llama.cpp, Ollama)",
-                 "One file for llama.cpp and Ollama, 16-bit, with an Ollama Modelfile.", False),
-    ExportFormat("gguf-q8_0", "GGUF q8_0 (llama.cpp, Ollama)",
-                 "One file for llama.cpp and Ollama, 8-bit, with an Ollama Modelfile.", False),
+    ExportFormat("adapter", N_("Adapter only (zip)"),
+                 N_("Only the LoRA adapter (a few MB): load it with peft on top of the same base model."), False),
+    ExportFormat("int8", N_("int8 quantised (torchao)"),
+                 N_("The merged model with 8-bit weights: about a third of the fp32 size, reloads with transformers."), True),
+    ExportFormat("nf4", N_("4-bit NF4 (bitsandbytes, GPU)"),
+                 N_("The merged model in 4 bits for CUDA GPUs: about an eighth of the fp32 size."), True),
+    ExportFormat("gguf-f16", N_("GGUF f16 (llama.cpp, Ollama)"),
+                 N_("One file for llama.cpp and Ollama, 16-bit, with an Ollama Modelfile."), False),
+    ExportFormat("gguf-q8_0", N_("GGUF q8_0 (llama.cpp, Ollama)"),
+                 N_("One file for llama.cpp and Ollama, 8-bit, with an Ollama Modelfile."), False),
 )}
 
 

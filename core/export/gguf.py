@@ -18,6 +18,7 @@ from core.export import checks, formats
 from core.export.source import RunSource
 from core.export.steps import Steps
 from core.progress import Cancelled
+from core.text import N_
 from core.workspace import ExportFolder, Workspace
 
 STEPS = 2
@@ -34,10 +35,10 @@ def write(workspace: Workspace, source: RunSource, merged: Path, export: ExportF
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = export.gguf(outtype)
-    steps(f"Converting the merged model to GGUF ({outtype}) with llama.cpp's converter")
+    steps(N_(f"Converting the merged model to GGUF ({outtype}) with llama.cpp's converter"))
     _convert(merged, target, outtype, export.root / "convert.log", steps)
 
-    steps("Loading the GGUF file back and comparing its next-token choices with the merged model's")
+    steps(N_("Loading the GGUF file back and comparing its next-token choices with the merged model's"))
     tokenizer = AutoTokenizer.from_pretrained(merged)
     data = checks.samples(workspace, source, tokenizer, VERIFY_SAMPLES, VERIFY_TOKENS)
     expected = checks.logits(AutoModelForCausalLM.from_pretrained(merged).eval(), data.token_ids)

@@ -20,6 +20,7 @@ from core.export import adapter, card, formats, gguf, merge, quantise, records, 
 from core.export.steps import Steps
 from core.progress import Progress
 from core.rating import results as rating_results
+from core.text import N_
 from core.workspace import ExportFolder, Workspace, now_iso
 
 STEP_COUNTS = {"adapter": adapter.STEPS, "merged": merge.STEPS, "int8": merge.STEPS + quantise.STEPS,
@@ -55,9 +56,9 @@ def run(workspace: Workspace, folder: Path, settings: dict[str, Any], progress: 
         raise
     finally:
         shutil.rmtree(export.staging, ignore_errors=True)
-    steps.finish("Export complete and checked")
+    steps.finish(N_("Export complete and checked"))
     checked = records.check_in_words(verification)
-    return f"Exported run '{made_from.run_id}' as {chosen.label} into exports/{export.export_id}: {checked}."
+    return N_(f"Exported run '{made_from.run_id}' as {chosen.label} into exports/{export.export_id}: {checked}.")
 
 
 def _build(workspace: Workspace, made_from: source.RunSource, export: ExportFolder, key: str, steps: Steps,

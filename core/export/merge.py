@@ -22,6 +22,7 @@ from core.export.source import RunSource
 from core.export.steps import Steps
 from core.models import modeling
 from core.models.templates import template_source
+from core.text import N_
 from core.workspace import Workspace
 
 STEPS = 3
@@ -39,7 +40,7 @@ def write(workspace: Workspace, source: RunSource, target: Path, steps: Steps,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    steps(f"Loading the base model '{source.base}' with the adapter of run '{source.run_id}'")
+    steps(N_(f"Loading the base model '{source.base}' with the adapter of run '{source.run_id}'"))
     tokenizer = modeling.load_tokenizer(source.base, workspace)
     base = modeling.load_model(source.base, workspace)   # never 4-bit: merging needs the real weights
     adapted = PeftModel.from_pretrained(base, str(source.adapter)).eval()
@@ -47,7 +48,7 @@ def write(workspace: Workspace, source: RunSource, target: Path, steps: Steps,
     expected = checks.logits(adapted, data.token_ids)
     dtype = base.dtype
 
-    steps("Merging the adapter into the base and saving the model")
+    steps(N_("Merging the adapter into the base and saving the model"))
     merged = adapted.merge_and_unload()
     generation = source.config.generation
     sampling = {"temperature": generation.temperature, "top_p": generation.top_p} if generation.temperature > 0 \
@@ -60,7 +61,7 @@ def write(workspace: Workspace, source: RunSource, target: Path, steps: Steps,
     del merged, adapted, base
     gc.collect()
 
-    steps("Reloading the saved model with plain transformers and comparing its logits with the adapter's")
+    steps(N_("Reloading the saved model with plain transformers and comparing its logits with the adapter's"))
     reloaded = AutoModelForCausalLM.from_pretrained(target, device_map=modeling.plan_device().device_map).eval()
     agreement = checks.compare(expected, checks.logits(reloaded, data.token_ids))
     del reloaded

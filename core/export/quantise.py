@@ -16,6 +16,7 @@ from core.export import checks
 from core.export.source import RunSource
 from core.export.steps import Steps
 from core.models import modeling
+from core.text import N_
 from core.workspace import Workspace
 
 STEPS = 3
@@ -32,7 +33,7 @@ def write(workspace: Workspace, source: RunSource, merged: Path, target: Path, k
     """Quantise the merged model in `merged` into `target` (kind "int8" or "nf4"), reload and score it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    steps(f"Quantising the merged model ({kind})")
+    steps(N_(f"Quantising the merged model ({kind})"))
     plan = modeling.plan_device()
     quantised = AutoModelForCausalLM.from_pretrained(merged, quantization_config=_quantisation(kind, plan.dtype),
                                                      device_map=plan.device_map)
@@ -42,7 +43,7 @@ def write(workspace: Workspace, source: RunSource, merged: Path, target: Path, k
     del quantised
     gc.collect()
 
-    steps("Reloading the quantised model with plain transformers and asking it a question")
+    steps(N_("Reloading the quantised model with plain transformers and asking it a question"))
     reloaded = AutoModelForCausalLM.from_pretrained(target, device_map=plan.device_map).eval()
     data = checks.samples(workspace, source, tokenizer, PERPLEXITY_SAMPLES, PERPLEXITY_TOKENS)
     reply = _reply(reloaded, tokenizer, data)
@@ -50,7 +51,7 @@ def write(workspace: Workspace, source: RunSource, merged: Path, target: Path, k
     del reloaded
     gc.collect()
 
-    steps("Measuring the unquantised model's perplexity for comparison")
+    steps(N_("Measuring the unquantised model's perplexity for comparison"))
     unquantised = AutoModelForCausalLM.from_pretrained(merged, device_map=plan.device_map).eval()
     before = checks.perplexity(unquantised, data)
     del unquantised

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.export import formats, source
+from core.text import N_
 from core.workspace import ExportFolder, Workspace, atomic_write_json, now_iso, read_json
 
 KIND = "export"   # the job kind (core.jobs.worker.JOB_KINDS)
@@ -41,7 +42,7 @@ def new_export(workspace: Workspace, run_id: str, format_key: str, name: str = "
     source.load(workspace, run_id)
     chosen = formats.check_available(format_key)
     export_id = workspace.unique_id(workspace.exports_dir, name or f"{run_id}-{format_key}")
-    return (workspace.export_dir(export_id), f"export of run '{run_id}' ({chosen.label})",
+    return (workspace.export_dir(export_id), N_(f"export of run '{run_id}' ({chosen.label})"),
             {"run_id": run_id, "format": format_key})
 
 
@@ -81,11 +82,11 @@ def check_in_words(verification: dict[str, Any] | None) -> str:
     """What an export's check found, in a few words (the job's summary, the Export tab's list)."""
     figures = verification or {}
     if "perplexity_change" in figures:
-        return f"perplexity {figures['perplexity_change']:+.1%} against the unquantised model"
+        return N_(f"perplexity {figures['perplexity_change']:+.1%} against the unquantised model")
     if "threshold" in figures:
-        return f"same next token as the merged model at {figures['top_token_agreement']:.1%} of positions"
+        return N_(f"same next token as the merged model at {figures['top_token_agreement']:.1%} of positions")
     if "max_abs_logit_diff" in figures:
-        return f"logits within {figures['max_abs_logit_diff']:.1e} of the adapter's"
+        return N_(f"logits within {figures['max_abs_logit_diff']:.1e} of the adapter's")
     if "zip_bytes" in figures:
-        return f"zip of {figures['zip_bytes'] / 1e6:.1f} MB tested"
+        return N_(f"zip of {figures['zip_bytes'] / 1e6:.1f} MB tested")
     return ""

@@ -23,6 +23,7 @@ from core.errors import ConfigError, StudioError
 from core.models import modeling
 from core.models.templates import TemplateName
 from core.runs import records
+from core.text import N_
 from core.workspace import ExportFolder, Workspace, read_json, safe_id
 
 ChoiceKind = Literal["base", "run", "export"]
@@ -48,7 +49,7 @@ class ModelChoice:
 
 
 def base_choice(name: str = modeling.DEFAULT_MODEL, label: str | None = None) -> ModelChoice:
-    return ModelChoice(f"base:{name}", label or f"Base model: {name}", name)
+    return ModelChoice(f"base:{name}", label or N_(f"Base model: {name}"), name)
 
 
 def run_choice(workspace: Workspace, run_id: str) -> ModelChoice:
@@ -58,7 +59,7 @@ def run_choice(workspace: Workspace, run_id: str) -> ModelChoice:
         raise ConfigError(f"Run '{run_id}' has no adapter yet.", "Pick a run that finished or was stopped.")
     config = records.load_config(folder)
     name = records.read_status(folder).name
-    return ModelChoice(f"run:{run_id}", f"Run '{name}' (adapter on {config.model.name})", config.model.name,
+    return ModelChoice(f"run:{run_id}", N_(f"Run '{name}' (adapter on {config.model.name})"), config.model.name,
                        folder.adapter, config.model.template, config.data.system_prompt, config.generation)
 
 
@@ -73,7 +74,7 @@ def export_choice(workspace: Workspace, export_id: str) -> ModelChoice:
     if not _answering_export(manifest):
         raise ConfigError(f"Export '{export_id}' is not a complete model that can answer.", "Pick another export.")
     kind = manifest.get("kind", "merged")
-    return ModelChoice(f"export:{export_id}", f"Export '{export_id}' ({kind})", str(folder.root / manifest["model_dir"]),
+    return ModelChoice(f"export:{export_id}", N_(f"Export '{export_id}' ({kind})"), str(folder.root / manifest["model_dir"]),
                        template=manifest.get("template", "auto"), system_prompt=manifest.get("system_prompt", ""),
                        generation=GenerationSection(**manifest.get("generation", {})))
 

@@ -16,21 +16,24 @@ from core.config import GenerationSection
 from core.inference import choices
 from core.inference.streaming import Reply
 from core.models import modeling
+from core.text import N_
 from studio import conversation
 from studio.context import StudioContext
 from studio.errors import friendly
+from studio.i18n import language, tr
 
 DEFAULT_KEY = f"base:{modeling.DEFAULT_MODEL}"
-ENDINGS = {"length": " · stopped at the length limit", "cancelled": " · stopped"}
+ENDINGS = {"length": N_(" · stopped at the length limit"), "cancelled": N_(" · stopped")}
 
 
 def figures(reply: Reply) -> str:
     """The line under a reply: time to first token, decode speed, length, how it ended."""
     if reply.first_token_s is None:
-        return "Waiting for the first token…"
-    speed = f" · {reply.tokens_per_s:.1f} tokens/s" if reply.tokens_per_s else ""
-    return (f"First token after {reply.first_token_s:.2f} s{speed} · {reply.tokens} tokens"
-            f"{ENDINGS.get(reply.finish or '', '')}")
+        return tr("Waiting for the first token…")
+    speed = tr(" · {speed} tokens/s", speed=f"{reply.tokens_per_s:.1f}") if reply.tokens_per_s else ""
+    ending = ENDINGS.get(reply.finish or "")
+    return tr("First token after {seconds} s{speed} · {tokens} tokens{ending}", seconds=f"{reply.first_token_s:.2f}",
+              speed=speed, tokens=reply.tokens, ending=tr(ending) if ending else "")
 
 
 def build(ctx: StudioContext, tab: gr.Tab) -> None:
@@ -78,7 +81,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     @friendly
     @ctx.allow("chat", otherwise=lambda: (gr.skip(), gr.skip()))
     def list_models(key_a: str, key_b: str) -> tuple:
-        found = [(choice.label, choice.key) for choice in choices.available(ctx.workspace)]
+        found = [(tr(choice.label), choice.key) for choice in choices.available(ctx.workspace)]
         keys = {key for _, key in found}
         return tuple(gr.Dropdown(choices=found, value=key if key in keys else DEFAULT_KEY) for key in (key_a, key_b))
 
@@ -88,7 +91,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         choice = choices.resolve(ctx.workspace, key)
         generation = choice.generation
         return (choice.system_prompt, generation.temperature, generation.max_new_tokens, generation.top_p,
-                generation.repetition_penalty, gr.Chatbot(label=choice.label))
+                generation.repetition_penalty, gr.Chatbot(label=tr(choice.label)))
 
     @ctx.allow("chat")
     def show_second(on: bool) -> tuple:
@@ -97,7 +100,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     @friendly
     @ctx.allow("chat")
     def second_label(key: str) -> Any:
-        return gr.Chatbot(label=choices.resolve(ctx.workspace, key).label)
+        return gr.Chatbot(label=tr(choices.resolve(ctx.workspace, key).label))
 
     @friendly
     @ctx.allow("chat")
@@ -113,8 +116,12 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         missing = (gr.skip(),) * (2 - count)
         with closing(conversation.answer(ctx.chat, text, (key_a, key_b)[:count], (turns_a, turns_b)[:count],
                                          system_prompt, settings)) as answering:
+            reader = language.get()
             for conversations, replies in answering:
                 yield ("", *conversations, *missing, *(figures(answer) for answer in replies), *missing)
+                # Gradio runs each step of a streamed reply in a fresh copy of the event's context, without
+                # the language studio.errors.friendly set at the first step: set it again for the next one.
+                language.set(reader)
 
     @ctx.allow("chat")
     def stop_reply() -> None:

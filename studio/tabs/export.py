@@ -22,12 +22,17 @@ from core.export.records import ExportRecord
 from core.planning.preflight import format_duration
 from core.runs import records as run_records
 from core.system.job_status import JobStatus
+from core.text import N_
 from studio import downloads
 from studio.context import StudioContext
 from studio.errors import friendly
+from studio.i18n import tr
 
 POLL_SECONDS = 1.0
-COLUMNS = ["Export", "Format", "Run", "State", "Size", "Check"]
+COLUMNS = [N_("Export"), N_("Format"), N_("Run"), N_("State"), N_("Size"), N_("Check")]
+# A job's state in words (the values stay English in status.json).
+STATES = {"queued": N_("queued"), "running": N_("running"), "stopping": N_("stopping"), "finished": N_("finished"),
+          "stopped": N_("stopped"), "failed": N_("failed"), "interrupted": N_("interrupted")}
 SERVE_HELP = (
     "**Serve it:** `lora-studio serve RUN_ID …` answers OpenAI-compatible requests on 127.0.0.1 (several runs on "
     "one base, chosen per request by `model`). For production GPU serving, hand a merged export's `model/` "
@@ -40,19 +45,26 @@ def _size(size: int) -> str:
 
 
 def _label(format_key: str) -> str:
-    return formats.FORMATS[format_key].label if format_key in formats.FORMATS else format_key
+    return tr(formats.FORMATS[format_key].label) if format_key in formats.FORMATS else format_key
+
+
+def _state(state: str) -> str:
+    return tr(STATES.get(state, state))
 
 
 def banner(status: JobStatus | None) -> str:
     if status is None:
-        return "Pick a run and a format, then press **Export**."
-    title = html.escape(status.title)
+        return tr("Pick a run and a format, then press **Export**.")
+    title = html.escape(tr(status.title))
     if status.state == "failed" and status.error:
-        return f"**✗ Failed** · {title}\n\n**Why:** {status.error.get('message')}\n\n**What to try:** {status.error.get('fix')}"
+        return tr("**✗ Failed** · {title}\n\n**Why:** {why}\n\n**What to try:** {fix}", title=title,
+                  why=tr(status.error.get("message") or ""), fix=tr(status.error.get("fix") or ""))
     if status.active:
-        eta = f" · about {format_duration(status.eta_s)} left" if status.eta_s else ""
-        return f"**Exporting** · {title} — step {min(status.done + 1, status.total)} of {status.total}: {status.message}{eta}"
-    return f"**{'✓ Done' if status.state == 'finished' else status.state.capitalize()}** · {title} — {status.message}"
+        eta = tr(" · about {duration} left", duration=format_duration(status.eta_s)) if status.eta_s else ""
+        return tr("**Exporting** · {title} — step {step} of {total}: {message}{eta}", title=title,
+                  step=min(status.done + 1, status.total), total=status.total, message=tr(status.message), eta=eta)
+    state = tr("✓ Done") if status.state == "finished" else _state(status.state).capitalize()
+    return tr("**{state}** · {title} — {message}", state=state, title=title, message=tr(status.message))
 
 
 def build(ctx: StudioContext, tab: gr.Tab) -> None:
@@ -84,18 +96,18 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     def state_of(record: ExportRecord) -> str:
         status = job_status(record)
         if record.complete:
-            return "✓ complete"
+            return tr("✓ complete")
         if status is None:
-            return "incomplete"
-        return f"{status.state} ({status.done}/{status.total})" if status.active else status.state
+            return tr("incomplete")
+        return f"{_state(status.state)} ({status.done}/{status.total})" if status.active else _state(status.state)
 
     def list_all() -> tuple:
         """The exports table and the run and export pickers (the other handlers call it too)."""
         exported = records.list_exports(workspace)
         frame = pd.DataFrame([(record.export_id, _label(record.format), record.run_id, state_of(record),
-                               _size(record.size_bytes), records.check_in_words(record.verification)) for record in exported],
-                             columns=COLUMNS)
-        runs = [(f"{status.name} ({status.state})", status.run_id) for status in run_records.list_runs(workspace)
+                               _size(record.size_bytes), tr(records.check_in_words(record.verification)))
+                              for record in exported], columns=[tr(column) for column in COLUMNS])
+        runs = [(f"{status.name} ({_state(status.state)})", status.run_id) for status in run_records.list_runs(workspace)
                 if (workspace.run_folder(status.run_id).adapter / "adapter_config.json").is_file()]
         return frame, gr.Dropdown(choices=runs), gr.Dropdown(choices=[record.export_id for record in exported])
 
@@ -131,7 +143,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     def cancel_export(folder: str | None) -> str:
         if not folder or not jobs.cancel_job(Path(folder)):
             return gr.skip()
-        return "**Cancelling** · the export stops after its current step and removes its partial files."
+        return tr("**Cancelling** · the export stops after its current step and removes its partial files.")
 
     @friendly
     @ctx.allow("export")
@@ -143,18 +155,19 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         card = without_front_matter(folder.card.read_text(encoding="utf-8")) if folder.card.is_file() else ""
         if not record.complete:
             status = job_status(record)
-            why = banner(status) if status else "This export did not complete."
+            why = banner(status) if status else tr("This export did not complete.")
             return gr.DownloadButton(visible=False), why, card
         zip_file = folder.adapter_zip if record.format == "adapter" else None
-        where = f"**Folder:** `{folder.root}` · files: {', '.join(f'`{name}`' for name in record.files)}"
+        where = tr("**Folder:** `{folder}` · files: {files}", folder=folder.root,
+                   files=", ".join(f"`{name}`" for name in record.files))
         if formats.FORMATS[record.format].model_dir:
-            where += f" · listed in the **Chat** tab as *Export '{export_id}'*"
+            where += tr(" · listed in the **Chat** tab as *Export '{export_id}'*", export_id=export_id)
         return (gr.DownloadButton(value=downloads.offer(zip_file), visible=True) if zip_file
                 else gr.DownloadButton(visible=False), where, card)
 
     @ctx.allow("export")
     def describe(format_key: str) -> str:
-        return formats.FORMATS[format_key].description
+        return tr(formats.FORMATS[format_key].description)
 
     outputs = [status_banner, timer, cancel, start]
     listing = [table, run, picked]
