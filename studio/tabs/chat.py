@@ -20,7 +20,7 @@ from core.text import N_
 from studio import conversation
 from studio.context import StudioContext
 from studio.errors import friendly
-from studio.i18n import language, tr
+from studio.i18n import tr
 
 DEFAULT_KEY = f"base:{modeling.DEFAULT_MODEL}"
 ENDINGS = {"length": N_(" · stopped at the length limit"), "cancelled": N_(" · stopped")}
@@ -116,12 +116,8 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         missing = (gr.skip(),) * (2 - count)
         with closing(conversation.answer(ctx.chat, text, (key_a, key_b)[:count], (turns_a, turns_b)[:count],
                                          system_prompt, settings)) as answering:
-            reader = language.get()
             for conversations, replies in answering:
                 yield ("", *conversations, *missing, *(figures(answer) for answer in replies), *missing)
-                # Gradio runs each step of a streamed reply in a fresh copy of the event's context, without
-                # the language studio.errors.friendly set at the first step: set it again for the next one.
-                language.set(reader)
 
     @ctx.allow("chat")
     def stop_reply() -> None:
