@@ -23,7 +23,7 @@ from core.planning.preflight import format_duration
 from core.runs import records as run_records
 from core.system.job_status import JobStatus
 from core.text import N_
-from studio import downloads
+from studio import downloads, notify
 from studio.context import StudioContext
 from studio.errors import friendly
 from studio.i18n import tr
@@ -135,8 +135,10 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     @ctx.allow("export", otherwise=lambda: (gr.skip(),) * 7)
     def poll(folder: str | None) -> tuple:
         shown = view(folder)
-        ended = not (folder and jobs.job_status(Path(folder)).active)
-        return (*shown, *(list_all() if ended else (gr.skip(),) * 3))
+        status = jobs.job_status(Path(folder)) if folder else None
+        if status is not None and not status.active:
+            notify.job_ended(status)
+        return (*shown, *(list_all() if status is None or not status.active else (gr.skip(),) * 3))
 
     @friendly
     @ctx.allow("export")
