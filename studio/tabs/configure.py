@@ -111,7 +111,9 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                     save = gr.Button("Save preset", elem_id="cfg-save-preset", scale=1)
                 saved_note = gr.Markdown(elem_id="cfg-save-note")
         with gr.Column(scale=2):
-            panel = gr.Markdown("### Pre-flight estimate\nComputing…", elem_id="preflight-panel")
+            # Empty until the load event's check fills it, in the reader's language: a static text here would
+            # be relabelled by the language switch over the estimate on screen.
+            panel = gr.Markdown(elem_id="preflight-panel")
             checks = gr.Markdown(elem_id="config-checks")
             run_yaml = gr.Code(language="yaml", label="The config that will run", interactive=False,
                                elem_id="config-yaml", buttons=["copy"], max_lines=30)

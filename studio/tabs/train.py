@@ -113,7 +113,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
             resume_steps = gr.Number(label="Total steps (-1: epochs decide)", precision=0, elem_id="resume-max-steps")
             resume_eval = gr.Number(label="Evaluate every N steps", precision=0, elem_id="resume-eval-steps")
             resume_save = gr.Number(label="Save a checkpoint every N steps", precision=0, elem_id="resume-save-steps")
-    status_banner = gr.Markdown(banner(None), elem_id="train-banner")
+    status_banner = gr.Markdown(elem_id="train-banner")   # filled on load (attach), so the language switch leaves it
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row():
         loss_chart = gr.Plot(label="Loss", show_label=False, elem_id="train-loss-chart")
@@ -172,7 +172,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
 
     def list_history() -> tuple:
         rows = history.table(workspace)
-        choices = [(tr("{name} ({state})", name=row.name, state=state_word(row.state)), row.run_id) for row in rows]
+        choices = [(f"{row.name} ({state_word(row.state)})", row.run_id) for row in rows]
         return (history_frame(rows), *(gr.Dropdown(choices=choices) for _ in range(4)))
 
     def nothing_followed(message: str) -> tuple:
