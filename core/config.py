@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from core.errors import ConfigError
+from core.text import N_
 
 DEFAULT_MODEL = "default"
 MAX_COUNT = 10**9   # steps and cadences: beyond any real run, and within what torch and the scheduler take
@@ -60,7 +61,7 @@ class DataSection(_Section):
     @classmethod
     def _positive_shares(cls, value: dict[str, float]) -> dict[str, float]:
         if any(not path.strip() for path in value) or any(share <= 0 for share in value.values()):
-            raise ValueError("give each file a share above 0, e.g. {a.jsonl: 8, b.jsonl: 2}")
+            raise ValueError(N_("give each file a share above 0, e.g. {a.jsonl: 8, b.jsonl: 2}"))
         return value
 
 
@@ -89,7 +90,7 @@ class LoraSection(_Section):
     @classmethod
     def _non_empty(cls, value: list[str] | str) -> list[str] | str:
         if isinstance(value, list) and (not value or any(not name.strip() for name in value)):
-            raise ValueError("give at least one layer name, or 'all-linear'")
+            raise ValueError(N_("give at least one layer name, or 'all-linear'"))
         return value
 
 
@@ -145,7 +146,7 @@ class TrainSection(_Section):
     @classmethod
     def _not_zero(cls, value: int) -> int:
         if value == 0:
-            raise ValueError("0 steps would train nothing; use -1 to let 'epochs' decide")
+            raise ValueError(N_("0 steps would train nothing; use -1 to let 'epochs' decide"))
         return value
 
 
@@ -277,18 +278,18 @@ def _describe(error: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         known = field_names()
         close = difflib.get_close_matches(field, known, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        return f"Unknown config field '{field}'.{hint}"
+        return N_(f"Unknown config field '{field}'. Did you mean '{close[0]}'?") if close else \
+            N_(f"Unknown config field '{field}'.")
     given = error.get("input")
     allowed = {
-        "greater_than_equal": lambda: f"must be ≥ {ctx.get('ge')}",
-        "greater_than": lambda: f"must be > {ctx.get('gt')}",
-        "less_than_equal": lambda: f"must be ≤ {ctx.get('le')}",
-        "less_than": lambda: f"must be < {ctx.get('lt')}",
-        "literal_error": lambda: f"must be one of {ctx.get('expected')}",
+        "greater_than_equal": lambda: N_(f"must be ≥ {ctx.get('ge')}"),
+        "greater_than": lambda: N_(f"must be > {ctx.get('gt')}"),
+        "less_than_equal": lambda: N_(f"must be ≤ {ctx.get('le')}"),
+        "less_than": lambda: N_(f"must be < {ctx.get('lt')}"),
+        "literal_error": lambda: N_(f"must be one of {ctx.get('expected')}"),
         "value_error": lambda: str(ctx.get("error", error["msg"])),
     }.get(kind, lambda: error["msg"][0].lower() + error["msg"][1:])()
-    return f"Invalid value for '{field}': {given!r} — {allowed}."
+    return N_(f"Invalid value for '{field}': {given!r} — {allowed}.")
 
 
 def validate(data: dict[str, Any]) -> RunConfig:
@@ -297,9 +298,8 @@ def validate(data: dict[str, Any]) -> RunConfig:
     except ValidationError as error:
         details = error.errors(include_url=False)
         # A typed union (list or 'all-linear') reports one error per branch; the first says enough.
-        first = _describe(details[0])
-        more = f" (and {len(details) - 1} more problem(s))" if len(details) > 1 else ""
-        raise ConfigError(first + more) from None
+        first, more = _describe(details[0]), len(details) - 1
+        raise ConfigError(f"{first} (and {more} more problem(s))" if more else first) from None
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -314,8 +314,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"Config file {path} is not valid YAML{where}.", "Check indentation and quotes there.") from None
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        raise ConfigError(f"Config file {path} is not valid YAML at line {line}, column {column}." if mark
+                          else f"Config file {path} is not valid YAML.", "Check indentation and quotes there.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

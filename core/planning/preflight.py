@@ -17,12 +17,14 @@ from core.errors import ConfigError, ModelLoadError, StudioError
 from core.models import modeling
 from core.planning import estimate
 from core.runs import records
+from core.text import N_
 from core.workspace import Workspace, is_within, safe_id
 
 # LoRA learns nothing visible below this and usually diverges above it (peft and QLoRA recipes use 1e-5…5e-4).
 SANE_LEARNING_RATES = (1e-6, 1e-3)
 PRECISION_LABELS: dict[estimate.Precision, str] = {
-    "lora_32bit": "32-bit LoRA", "lora_16bit": "16-bit LoRA", "qlora_8bit": "8-bit QLoRA", "qlora_4bit": "4-bit QLoRA"}
+    "lora_32bit": N_("32-bit LoRA"), "lora_16bit": N_("16-bit LoRA"), "qlora_8bit": N_("8-bit QLoRA"),
+    "qlora_4bit": N_("4-bit QLoRA")}
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ def ensure_ready(config: RunConfig, workspace: Workspace, roots: Sequence[Path] 
     report = check(config, workspace, roots)
     errors = [finding for finding in report.findings if finding.level == "error"]
     if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"Cannot start: {errors[0].message}{more}", "Fix it in the Configure tab, then start again.")
+        first, more = errors[0].message, len(errors) - 1
+        raise ConfigError(f"Cannot start: {first} (and {more} more)" if more else f"Cannot start: {first}",
+                          "Fix it in the Configure tab, then start again.")
     return report
 
 
@@ -72,32 +75,36 @@ def findings(config: RunConfig, figures: estimate.Estimate) -> list[Finding]:
     context = figures.anatomy.max_context
     if context and config.train.max_seq_length > context:
         found.append(Finding("error", "train.max_seq_length",
-                             f"Max length {config.train.max_seq_length} is above what this model can read ({context} tokens). "
-                             f"Set it to {context} or less."))
+                             N_(f"Max length {config.train.max_seq_length} is above what this model can read "
+                                f"({context} tokens). Set it to {context} or less.")))
     low, high = SANE_LEARNING_RATES
     rate = config.train.learning_rate
     if not low <= rate <= high:
-        effect = "the adapter will barely change" if rate < low else "the loss will likely jump around or blow up"
+        effect = N_("the adapter will barely change") if rate < low else N_("the loss will likely jump around or blow up")
         found.append(Finding("warning", "train.learning_rate",
-                             f"Learning rate {rate:g} is outside the usual LoRA range ({low:g} to {high:g}): {effect}. "
-                             "Try 1e-4 to 3e-4."))
+                             N_(f"Learning rate {rate:g} is outside the usual LoRA range ({low:g} to {high:g}): {effect}. "
+                                "Try 1e-4 to 3e-4.")))
     if figures.time is None:
         found.append(Finding("error", "data.train_path", figures.time_problem))
     elif figures.time.train_samples == 0:
         found.append(Finding("error", "data.train_path",
-                             "The training data holds no conversation. Pick another dataset version."))
+                             N_("The training data holds no conversation. Pick another dataset version.")))
     if not config.data.validation_path and config.data.validation_ratio == 0:
         found.append(Finding("warning", "data.validation_ratio",
-                             "No validation data: progress cannot be measured on unseen examples. Hold out 0.05 to 0.1."))
+                             N_("No validation data: progress cannot be measured on unseen examples. "
+                                "Hold out 0.05 to 0.1.")))
     needed = figures.memory[figures.chosen]
     if figures.verdict != "fits":
-        where = f"{figures.device.kind} ({format_bytes(figures.device.available_bytes)} free)"
-        tips = "lower the batch size or max length, switch on gradient checkpointing"
-        tips += ", or use 4-bit QLoRA" if figures.device.kind == "GPU" and figures.chosen != "qlora_4bit" else ""
-        tips += ", or use a GPU" if figures.device.kind == "RAM" else ""
+        where = N_(f"{figures.device.kind} ({format_bytes(figures.device.available_bytes)} free)")
+        if figures.device.kind == "GPU" and figures.chosen != "qlora_4bit":
+            tips = N_("lower the batch size or max length, switch on gradient checkpointing, or use 4-bit QLoRA")
+        elif figures.device.kind == "RAM":
+            tips = N_("lower the batch size or max length, switch on gradient checkpointing, or use a GPU")
+        else:
+            tips = N_("lower the batch size or max length, switch on gradient checkpointing")
         # A warning, not an error: the estimate is good to about ±30%, so "tight" or "won't fit" may still run.
         found.append(Finding("warning", "train.batch_size",
-                             f"About {format_bytes(needed.total)} needed, {figures.verdict} in {where}: {tips}."))
+                             N_(f"About {format_bytes(needed.total)} needed, {figures.verdict} in {where}: {tips}.")))
     return found
 
 
@@ -118,9 +125,9 @@ def _outside_roots(config: RunConfig, workspace: Workspace, roots: Sequence[Path
     outside = []
     for field, path in typed:
         if not is_within(path, roots):
-            outside.append(Finding("error", field, f"{field} points outside the folders this studio may read. "
+            outside.append(Finding("error", field, N_(f"{field} points outside the folders this studio may read. "
                                    "Upload the file in the Data tab (or put the model in the workspace's models/ "
-                                   "folder), or ask the studio's admin to start it with --allow-path FOLDER."))
+                                   "folder), or ask the studio's admin to start it with --allow-path FOLDER.")))
     return outside
 
 
@@ -160,12 +167,12 @@ def format_bytes(count: float) -> str:
 
 def format_duration(seconds: float) -> str:
     if seconds < 90:
-        return f"about {max(1, round(seconds))} s"
+        return N_(f"about {max(1, round(seconds))} s")
     minutes = round(seconds / 60)
     if minutes < 90:
-        return f"about {minutes} min"
+        return N_(f"about {minutes} min")
     hours, minutes = divmod(minutes, 60)
-    return f"about {hours} h {minutes:02d} min" if hours < 48 else f"about {hours / 24:.1f} days"
+    return N_(f"about {hours} h {minutes:02d} min") if hours < 48 else N_(f"about {hours / 24:.1f} days")
 
 
 def format_rate(per_second: float) -> str:
@@ -177,18 +184,21 @@ def summary_rows(figures: estimate.Estimate) -> list[tuple[str, str]]:
     model = figures.anatomy
     chosen = figures.memory[figures.chosen]
     rows = [
-        ("Model", f"{figures.model} (architecture from {model.config_source})"),
-        ("Trainable parameters", f"{model.trainable_params:,} of {model.total_params:,} ({model.trainable_share:.2%})"),
-        ("Adapter on disk", format_bytes(model.adapter_bytes)),
-        ("Peak memory by precision", " · ".join(f"{PRECISION_LABELS[p]} {format_bytes(figures.memory[p].total)}"
-                                                for p in estimate.PUBLISHED_PRECISIONS)),
-        ("This run", f"{PRECISION_LABELS[figures.chosen]}: {format_bytes(chosen.total)} "
-                     f"(weights {format_bytes(chosen.weights)}, activations {format_bytes(chosen.activations + chosen.logits)}) "
-                     f"on {figures.device.name}, {format_bytes(figures.device.available_bytes)} free → {figures.verdict}"),
+        (N_("Model"), N_(f"{figures.model} (architecture from {model.config_source})")),
+        (N_("Trainable parameters"),
+         N_(f"{model.trainable_params:,} of {model.total_params:,} ({model.trainable_share:.2%})")),
+        (N_("Adapter on disk"), format_bytes(model.adapter_bytes)),
+        (N_("Peak memory by precision"), " · ".join(f"{PRECISION_LABELS[p]} {format_bytes(figures.memory[p].total)}"
+                                                    for p in estimate.PUBLISHED_PRECISIONS)),
+        (N_("This run"), N_(f"{PRECISION_LABELS[figures.chosen]}: {format_bytes(chosen.total)} "
+                            f"(weights {format_bytes(chosen.weights)}, "
+                            f"activations {format_bytes(chosen.activations + chosen.logits)}) "
+                            f"on {figures.device.name}, {format_bytes(figures.device.available_bytes)} free "
+                            f"→ {figures.verdict}")),
     ]
     if figures.time is not None:
         timing = figures.time
-        rows.append(("Steps and time", f"{timing.steps:,} steps over {timing.train_samples:,} conversations, "
-                                       f"{format_duration(timing.seconds)} at ~{format_rate(timing.tokens_per_s)} tokens/s "
-                                       f"({timing.basis})"))
+        rows.append((N_("Steps and time"), N_(f"{timing.steps:,} steps over {timing.train_samples:,} conversations, "
+                                              f"{format_duration(timing.seconds)} at ~{format_rate(timing.tokens_per_s)} "
+                                              f"tokens/s ({timing.basis})")))
     return rows

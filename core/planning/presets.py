@@ -10,13 +10,14 @@ from __future__ import annotations
 from core import config as run_config
 from core.config import RunConfig
 from core.errors import ConfigError
+from core.text import N_
 from core.workspace import Workspace, atomic_write_text, safe_id
 
 BUILT_IN_LABELS: dict[str, str] = {
-    "quick-demo-cpu": "Quick demo (CPU)",
-    "seed-recommendation": "Seed recommendation (r=32, alpha=16, q_proj+v_proj, dropout 0.1, lr 3e-4, 3 epochs)",
-    "balanced": "Balanced (all linear layers, r=16)",
-    "low-memory-qlora": "Low memory (QLoRA 4-bit)",
+    "quick-demo-cpu": N_("Quick demo (CPU)"),
+    "seed-recommendation": N_("Seed recommendation (r=32, alpha=16, q_proj+v_proj, dropout 0.1, lr 3e-4, 3 epochs)"),
+    "balanced": N_("Balanced (all linear layers, r=16)"),
+    "low-memory-qlora": N_("Low memory (QLoRA 4-bit)"),
 }
 SAVED_PREFIX = "saved:"
 
@@ -25,7 +26,7 @@ def choices(workspace: Workspace) -> list[tuple[str, str]]:
     """(label, key) for every preset: the built-in ones, then the saved ones by name."""
     saved = sorted(workspace.presets_dir.glob("*.yaml")) if workspace.presets_dir.is_dir() else []
     return [(BUILT_IN_LABELS.get(key, key), key) for key in run_config.PRESETS] + [
-        (f"Saved: {path.stem}", f"{SAVED_PREFIX}{path.stem}") for path in saved]
+        (N_(f"Saved: {path.stem}"), f"{SAVED_PREFIX}{path.stem}") for path in saved]
 
 
 def apply(current: RunConfig, key: str, workspace: Workspace) -> RunConfig:

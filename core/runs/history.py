@@ -15,6 +15,7 @@ from typing import Any
 from core.config import field_names, flat_values
 from core.errors import JobBusyError, WorkspaceError
 from core.runs import records
+from core.text import N_
 from core.workspace import RunFolder, Workspace, atomic_write_json, now_iso, read_json
 
 
@@ -71,7 +72,7 @@ def rename(workspace: Workspace, run_id: str, new_name: str | None) -> None:
     new_name = (new_name or "").strip()
     if not new_name:
         raise WorkspaceError("A run needs a name.", "Type the new name, then rename.")
-    folder = _idle_folder(workspace, run_id, "renamed")
+    folder = _idle_folder(workspace, run_id, N_("renamed"))
     status = read_json(folder.status, {}) or {}
     atomic_write_json(folder.status, {**status, "name": new_name, "updated": now_iso()})
     with closing(workspace.connect()) as connection, connection:
@@ -80,7 +81,7 @@ def rename(workspace: Workspace, run_id: str, new_name: str | None) -> None:
 
 def delete(workspace: Workspace, run_id: str) -> None:
     """Remove one run's folder and index row; no other run is touched."""
-    folder = _idle_folder(workspace, run_id, "deleted")
+    folder = _idle_folder(workspace, run_id, N_("deleted"))
     shutil.rmtree(folder.root)
     with closing(workspace.connect()) as connection, connection:
         connection.execute("DELETE FROM runs WHERE id = ?", (run_id,))

@@ -28,6 +28,7 @@ from core.config import RunConfig, to_yaml
 from core.errors import ConfigError, StudioError, WorkspaceError
 from core.runs import metrics
 from core.system.processes import still_running, this_process
+from core.text import N_
 from core.workspace import RunFolder, Workspace, atomic_write_json, atomic_write_text, now_iso, read_json, safe_id
 
 RunState = Literal["queued", "running", "stopping", "finished", "stopped", "failed", "interrupted"]
@@ -100,7 +101,7 @@ def create(workspace: Workspace, config: RunConfig, run_id: str | None = None, p
     save_config(folder, config)
     pid, pid_started = this_process()
     status = RunStatus(run_id=run_id, name=config.name or run_id, state="queued", created=now_iso(),
-                       updated=now_iso(), message="Waiting to start", pid=pid, pid_started=pid_started,
+                       updated=now_iso(), message=N_("Waiting to start"), pid=pid, pid_started=pid_started,
                        processes=processes)
     atomic_write_json(folder.status, status.to_json())
     index(workspace, folder)
@@ -126,18 +127,19 @@ def read_status(folder: RunFolder) -> RunStatus:
     if status.active and not still_running(status.pid, status.pid_started):
         return _interrupted(status, latest_checkpoint(folder))
     if status.state == "running" and folder.stop_request.exists():
-        return RunStatus(**{**status.to_json(), "state": "stopping", "message": "Stopping after the current step"})
+        return RunStatus(**{**status.to_json(), "state": "stopping", "message": N_("Stopping after the current step")})
     return status
 
 
-def _interrupted(status: RunStatus, checkpoint: Path | None, how: str = "the process running it ended") -> RunStatus:
+def _interrupted(status: RunStatus, checkpoint: Path | None,
+                 how: str = N_("the process running it ended")) -> RunStatus:
     """A run whose process died. The checkpoint step is read from disk: the process may have died after
     a checkpoint was complete but before status.json recorded it."""
-    where = f"at step {status.step}" if status.step else "before its first step"
+    where = N_(f"at step {status.step}") if status.step else N_("before its first step")
     saved = int(checkpoint.name.split("-")[-1]) if checkpoint is not None else None
-    resume = (f"; resume continues from step {saved}" if saved is not None else "; no checkpoint was saved yet")
+    resume = N_(f"resume continues from step {saved}") if saved is not None else N_("no checkpoint was saved yet")
     return RunStatus(**{**status.to_json(), "state": "interrupted", "last_checkpoint_step": saved,
-                        "message": f"Interrupted {where}: {how}{resume}."})
+                        "message": N_(f"Interrupted {where}: {how}; {resume}.")})
 
 
 def _recorded_status(folder: RunFolder) -> RunStatus:
@@ -151,11 +153,11 @@ def _recorded_status(folder: RunFolder) -> RunStatus:
 
 def _exit_in_words(exit_code: int) -> str:
     if exit_code == -9:
-        return ("the training process was killed (SIGKILL; when nobody stopped it, that is often the system "
-                "running out of memory)")
+        return N_("the training process was killed (SIGKILL; when nobody stopped it, that is often the system "
+                  "running out of memory)")
     if exit_code < 0:
-        return f"the training process was killed by signal {-exit_code}"
-    return f"the training process ended with exit code {exit_code} (job.out in the run folder says why)"
+        return N_(f"the training process was killed by signal {-exit_code}")
+    return N_(f"the training process ended with exit code {exit_code} (job.out in the run folder says why)")
 
 
 def record_process_end(workspace: Workspace, folder: RunFolder, exit_code: int, how: str = "") -> RunStatus:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from core.errors import StudioError, WorkspaceError
 from core.system.processes import still_running, this_process
+from core.text import N_
 from core.workspace import atomic_write_json, now_iso, read_json
 
 JobState = Literal["queued", "running", "stopping", "finished", "stopped", "failed", "interrupted"]
@@ -82,7 +83,7 @@ def create(folder: JobFolder, kind: str, title: str, settings: dict[str, Any]) -
     folder.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder.spec, {"kind": kind, "title": title, **settings})
     pid, pid_started = this_process()
-    atomic_write_json(folder.status, JobStatus(kind, title, "queued", message="Waiting to start", created=now_iso(),
+    atomic_write_json(folder.status, JobStatus(kind, title, "queued", message=N_("Waiting to start"), created=now_iso(),
                                                updated=now_iso(), pid=pid, pid_started=pid_started).to_json())
 
 
@@ -95,7 +96,7 @@ def read(folder: JobFolder) -> JobStatus:
     status = JobStatus(**{key: value for key, value in raw.items() if key in known})
     if status.active and not still_running(status.pid, status.pid_started):
         return JobStatus(**{**status.to_json(), "state": "interrupted",
-                            "message": f"Interrupted after {status.done} of {status.total}: the process running it ended."})
+                            "message": N_(f"Interrupted after {status.done} of {status.total}: the process running it ended.")})
     return status
 
 
@@ -133,8 +134,9 @@ def record_process_end(folder: JobFolder, exit_code: int, how: str = "") -> JobS
     """After the job process has exited: when it ended without recording how, say so in status.json."""
     raw = read_json(folder.status, {}) or {}
     if raw.get("state") in ACTIVE_STATES:
-        how = how or (f"the process was killed (signal {-exit_code})" if exit_code < 0
-                      else f"the process ended with exit code {exit_code} (job.out in its folder says why)")
+        how = how or N_(f"the process was killed (signal {-exit_code})" if exit_code < 0
+                        else f"the process ended with exit code {exit_code} (job.out in its folder says why)")
+        done, total = raw.get("done", 0), raw.get("total", 0)
         atomic_write_json(folder.status, {**raw, "state": "interrupted", "eta_s": None, "updated": now_iso(),
-                                          "message": f"Interrupted after {raw.get('done', 0)} of {raw.get('total', 0)}: {how}."})
+                                          "message": N_(f"Interrupted after {done} of {total}: {how}.")})
     return read(folder)

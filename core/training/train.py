@@ -44,6 +44,7 @@ from core.models import modeling
 from core.runs import metrics
 from core.runs.records import RunRecorder, latest_checkpoint, resolve_adapter
 from core.system.hardware import memory_mb, mixed_precision, peak_memory_mb, thread_count
+from core.text import N_
 from core.training import packing, trainset
 from core.training.steps import StepPlan
 from core.training.trainset import Example
@@ -82,7 +83,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     threads = thread_count(settings.num_threads)
     torch.set_num_threads(threads)
     set_seed(settings.seed)
-    recorder.update(state="running", message="Loading data and model", error=None, finished=None,
+    recorder.update(state="running", message=N_("Loading data and model"), error=None, finished=None,
                     **({} if resume else {"started": now_iso()}))
     recorder.log(f"{'Resuming' if resume else 'Starting'} run {folder.run_id}: {accelerator.num_processes} "
                  f"process(es){_sharing(accelerator)} on {accelerator.device}, {threads} thread(s) each, "
@@ -135,7 +136,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
         set_learning_rate(optimizer, scheduler, settings.learning_rate)
         recorder.log(f"Resumed from the checkpoint of step {state.step}, learning rate {settings.learning_rate:g}")
     recorder.update(step=state.step, total_steps=plan.total_steps, epoch=plan.epoch(state.step),
-                    message=f"Training: step {state.step}/{plan.total_steps}")
+                    message=N_(f"Training: step {state.step}/{plan.total_steps}"))
     recorder.log(f"Plan: {plan.total_steps} steps ({plan.steps_per_epoch} per epoch), batch {settings.batch_size} "
                  f"x {settings.gradient_accumulation_steps} accumulation x {accelerator.num_processes} process(es), "
                  f"{plan.warmup_steps} warm-up steps, {_batching(settings.packing, row_tokens)}")
@@ -149,7 +150,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
         stop, checkpoint = _requests(accelerator, stop_event, folder)
         if stop:
             stop_reason = "stopped"
-            recorder.update(state="stopping", message=f"Stopping after step {state.step}")
+            recorder.update(state="stopping", message=N_(f"Stopping after step {state.step}"))
             break
         if checkpoint and state.step > 0:  # the studio is shutting down: save the way back in, carry on
             save_checkpoint(accelerator, folder, state, settings.save_total_limit)
@@ -170,7 +171,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         if step == 1 and accelerator.num_processes > 1:
-            recorder.log(check_processes_agree(accelerator, model, "after step 1"))
+            recorder.log(check_processes_agree(accelerator, model, N_("after step 1")))
 
         step_seconds = time.perf_counter() - step_started
         state.step, state.last_loss = step, loss
@@ -201,7 +202,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
                 + f"  lr {record['lr']:.2e}  {record['tokens_per_s']:.0f} tok/s  eta {eta:.0f}s")
         recorder.update(step=step, epoch=plan.epoch(step), eta_s=round(eta, 1), loss=loss,
                         eval_loss=last_eval_loss,
-                        message=f"Training: step {step}/{plan.total_steps}, loss {loss:.4f}")
+                        message=N_(f"Training: step {step}/{plan.total_steps}, loss {loss:.4f}"))
         if step % log_every == 0 or step == plan.total_steps or "eval_loss" in record:
             recorder.log(line)
         patience = settings.early_stopping_patience
@@ -215,7 +216,7 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
             recorder.update(last_checkpoint_step=step)
 
     if accelerator.num_processes > 1:
-        recorder.log(check_processes_agree(accelerator, model, f"at the end of the run (step {state.step})"))
+        recorder.log(check_processes_agree(accelerator, model, N_(f"at the end of the run (step {state.step})")))
     # Save: a checkpoint when stopped (to resume exactly), the adapter (the best one with keep-best).
     if stop_reason == "stopped" and state.step > 0:
         save_checkpoint(accelerator, folder, state, settings.save_total_limit)
@@ -235,8 +236,8 @@ def train(config: RunConfig, run_dir: Path, workspace: Workspace, stop_event: th
     }
     if accelerator.is_main_process:
         atomic_write_json(folder.summary, summary)
-    finished_line = (f"{summary['state'].capitalize()} after {state.step} steps: final loss {_figure(state.last_loss)}, "
-                     f"best validation loss {_figure(state.best_eval_loss)}, {summary['tokens_per_s']:.0f} tokens/s")
+    figures = (state.step, _figure(state.last_loss), _figure(state.best_eval_loss), f"{summary['tokens_per_s']:.0f}")
+    finished_line = _finished_line(summary["state"] == "stopped", *figures)
     recorder.update(state=summary["state"], finished=now_iso(), eta_s=0, message=finished_line)
     recorder.log(finished_line)
     accelerator.end_training()
@@ -267,7 +268,14 @@ def _sharing(accelerator: Any) -> str:
 
 
 def _figure(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    return N_("n/a") if value is None else f"{value:.4f}"
+
+
+def _finished_line(stopped: bool, steps: int, final: str, best: str, speed: str) -> str:
+    """How the run ended, in the status and the log (one template each, so the studio can translate it)."""
+    if stopped:
+        return N_(f"Stopped after {steps} steps: final loss {final}, best validation loss {best}, {speed} tokens/s")
+    return N_(f"Finished after {steps} steps: final loss {final}, best validation loss {best}, {speed} tokens/s")
 
 
 def fresh_accelerator(precision: str) -> Any:

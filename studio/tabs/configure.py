@@ -17,21 +17,30 @@ from core.data import store
 from core.errors import ConfigError
 from core.models import modeling
 from core.planning import estimate, preflight, presets
+from core.text import N_
 from core.training import trainset
 from core.workspace import Workspace
 from studio.context import StudioContext
 from studio.errors import friendly
 from studio.forms import ConfigForm, field_label
+from studio.i18n import tr
 
-VERDICT_MARKS = {"fits": "✓ Fits", "tight": "⚠ Tight", "won't fit": "✗ Won't fit"}
-LEVEL_MARKS = {"error": "✗ Error", "warning": "⚠ Warning"}
-NO_ESTIMATE = "### Pre-flight estimate\nNot available until the problems below are fixed."
+VERDICT_MARKS = {"fits": N_("✓ Fits"), "tight": N_("⚠ Tight"), "won't fit": N_("✗ Won't fit")}
+LEVEL_MARKS = {"error": N_("✗ Error"), "warning": N_("⚠ Warning")}
+NO_ESTIMATE = N_("### Pre-flight estimate\nNot available until the problems below are fixed.")
 
 
 def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
-    """The built-in model, models registered in the workspace, and hub models known offline."""
-    return modeling.local_models(workspace) + [(f"{hub_id} (Hugging Face hub)", hub_id)
-                                               for hub_id in estimate.reference_models()]
+    """The built-in model, models registered in the workspace, and hub models known offline (labels in the
+    reader's language: the app's load event refreshes them)."""
+    local = [(tr(label) if name == modeling.DEFAULT_MODEL else label, name)
+             for label, name in modeling.local_models(workspace)]
+    return local + [(tr("{name} (Hugging Face hub)", name=hub_id), hub_id) for hub_id in estimate.reference_models()]
+
+
+def preset_choices(workspace: Workspace) -> list[tuple[str, str]]:
+    """Every preset, labelled in the reader's language (a saved preset's name stays as typed)."""
+    return [(tr(label), key) for label, key in presets.choices(workspace)]
 
 
 def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
@@ -40,8 +49,9 @@ def dataset_choices(workspace: Workspace) -> list[tuple[str, str]]:
     for dataset in store.list_datasets(workspace):
         for version in reversed(store.versions(workspace, dataset.id)):
             data_file = workspace.dataset_version_dir(dataset.id, version.version) / store.DATA_FILE
-            choices.append((f"{dataset.name} · v{version.version} ({version.kind}) · {version.rows} conversations",
-                            str(data_file.relative_to(workspace.root))))
+            label = tr("{name} · v{version} ({kind}) · {rows} conversations", name=dataset.name,
+                       version=version.version, kind=tr(version.kind), rows=version.rows)
+            choices.append((label, str(data_file.relative_to(workspace.root))))
     return choices
 
 
@@ -55,23 +65,25 @@ def validation_file_of(train_path: str | None, workspace: Workspace) -> str:
 
 def preflight_markdown(report: preflight.Preflight) -> str:
     if report.estimate is None:
-        return NO_ESTIMATE
+        return tr(NO_ESTIMATE)
     figures = report.estimate
     needed = preflight.format_bytes(figures.memory[figures.chosen].total)
-    rows = "\n".join(f"- **{label}**: {value}" for label, value in preflight.summary_rows(figures))
-    return (f"### Pre-flight estimate\n**{VERDICT_MARKS[figures.verdict]}** — about {needed} needed in "
-            f"{figures.device.kind}\n\n{rows}\n\n"
-            "*Computed from the model's configuration without loading it; memory is good to about ±30%.*")
+    rows = "\n".join(f"- **{tr(label)}**: {tr(value)}" for label, value in preflight.summary_rows(figures))
+    headline = tr("### Pre-flight estimate\n**{verdict}** — about {needed} needed in {device}",
+                  verdict=tr(VERDICT_MARKS[figures.verdict]), needed=needed, device=tr(figures.device.kind))
+    return (f"{headline}\n\n{rows}\n\n"
+            + tr("*Computed from the model's configuration without loading it; memory is good to about ±30%.*"))
 
 
 def findings_markdown(findings: list[preflight.Finding]) -> str:
     if not findings:
-        return "✓ No problems found."
-    return "\n".join(f"- {LEVEL_MARKS[f.level]} in **{field_label(f.field)}**: {f.message}" for f in findings)
+        return tr("✓ No problems found.")
+    return "\n".join(tr("- {level} in **{field}**: {message}", level=tr(LEVEL_MARKS[f.level]),
+                        field=tr(field_label(f.field)), message=tr(f.message)) for f in findings)
 
 
 def train_command(workspace: Workspace) -> str:
-    return (f"# Save the YAML above as run.yaml, then:\n"
+    return (tr("# Save the YAML above as run.yaml, then:") + "\n"
             f"lora-studio train run.yaml --workspace {shlex.quote(str(workspace.root))}")
 
 
@@ -80,7 +92,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
-                preset = gr.Dropdown(presets.choices(workspace), value=None, label="Start from a preset",
+                preset = gr.Dropdown(preset_choices(workspace), value=None, label="Start from a preset",
                                      info="Sensible settings for a purpose; you can change any field afterwards.",
                                      elem_id="cfg-preset", scale=3)
             model_picker = gr.Dropdown(
@@ -99,7 +111,9 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                     save = gr.Button("Save preset", elem_id="cfg-save-preset", scale=1)
                 saved_note = gr.Markdown(elem_id="cfg-save-note")
         with gr.Column(scale=2):
-            panel = gr.Markdown("### Pre-flight estimate\nComputing…", elem_id="preflight-panel")
+            # Empty until the load event's check fills it, in the reader's language: a static text here would
+            # be relabelled by the language switch over the estimate on screen.
+            panel = gr.Markdown(elem_id="preflight-panel")
             checks = gr.Markdown(elem_id="config-checks")
             run_yaml = gr.Code(language="yaml", label="The config that will run", interactive=False,
                                elem_id="config-yaml", buttons=["copy"], max_lines=30)
@@ -115,7 +129,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         try:
             config = form.read(values)
         except ConfigError as error:
-            return NO_ESTIMATE, f"- {LEVEL_MARKS['error']}: {error}", "", "", None
+            return tr(NO_ESTIMATE), f"- {tr(LEVEL_MARKS['error'])}: {tr(str(error))}", "", "", None
         report = preflight.check(config, workspace, ctx.path_roots)
         return (preflight_markdown(report), findings_markdown(report.findings), to_yaml(config),
                 train_command(workspace), config.model_dump(mode="json"))
@@ -131,8 +145,9 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     @ctx.allow("configure")
     def save_preset(preset_title: str, **values: Any) -> tuple[str, dict]:
         key = presets.save(workspace, preset_title, form.read(values))
-        return (f"Saved as **{key.removeprefix(presets.SAVED_PREFIX)}**; pick it from the preset list to load it.",
-                gr.update(choices=presets.choices(workspace), value=key))
+        return (tr("Saved as **{name}**; pick it from the preset list to load it.",
+                   name=key.removeprefix(presets.SAVED_PREFIX)),
+                gr.update(choices=preset_choices(workspace), value=key))
 
     @friendly
     @ctx.allow("configure")
@@ -142,7 +157,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     @friendly
     @ctx.allow("configure", otherwise=lambda: (gr.skip(),) * 3)
     def refresh_choices() -> tuple[dict, dict, dict]:
-        return (gr.update(choices=presets.choices(workspace)), gr.update(choices=model_choices(workspace)),
+        return (gr.update(choices=preset_choices(workspace)), gr.update(choices=model_choices(workspace)),
                 gr.update(choices=dataset_choices(workspace)))
 
     gr.on([widget.input for widget in fields], check, None, preflight_outputs, inputs_kwargs=form.inputs,

@@ -22,15 +22,23 @@ from core.planning.preflight import format_duration
 from core.runs import history, metrics, monitor, records
 from core.runs.records import RunStatus
 from core.system.hardware import max_training_processes
+from core.text import N_
 from studio import plots
 from studio.context import StudioContext
 from studio.errors import friendly
+from studio.i18n import tr
 
 POLL_SECONDS = 1.0
 LOG_LINES = 10
-HISTORY_COLUMNS = ["Name", "Model", "Dataset", "Status", "Best eval loss", "Tokens/s", "Duration", "Created", "Id"]
-STATE_LABELS = {"queued": "Starting", "running": "Training", "stopping": "Stopping", "finished": "✓ Finished",
-                "stopped": "Stopped", "failed": "✗ Failed", "interrupted": "Interrupted"}
+HISTORY_COLUMNS = [N_("Name"), N_("Model"), N_("Dataset"), N_("Status"), N_("Best eval loss"), N_("Tokens/s"),
+                   N_("Duration"), N_("Created"), N_("Id")]
+DIFF_COLUMNS = [N_("Setting"), N_("Run A"), N_("Run B")]
+STATE_LABELS = {"queued": N_("Starting"), "running": N_("Training"), "stopping": N_("Stopping"),
+                "finished": N_("✓ Finished"), "stopped": N_("Stopped"), "failed": N_("✗ Failed"),
+                "interrupted": N_("Interrupted")}
+# The state as one word, for the history table and the run pickers.
+STATE_WORDS = {"queued": N_("queued"), "running": N_("running"), "stopping": N_("stopping"), "finished": N_("finished"),
+               "stopped": N_("stopped"), "failed": N_("failed"), "interrupted": N_("interrupted")}
 
 
 @dataclass
@@ -43,26 +51,33 @@ class Following:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
+def state_word(state: str) -> str:
+    return tr(STATE_WORDS.get(state, state))
+
+
 def banner(status: RunStatus | None) -> str:
     if status is None:
-        return "No run yet. Choose settings in the **Configure** tab, then press **Start**."
-    headline = f"**{STATE_LABELS.get(status.state, status.state)}** · run *{html.escape(status.name)}* (`{status.run_id}`)"
+        return tr("No run yet. Choose settings in the **Configure** tab, then press **Start**.")
+    headline = tr("**{state}** · run *{name}* (`{run_id}`)", state=tr(STATE_LABELS.get(status.state, status.state)),
+                  name=html.escape(status.name), run_id=status.run_id)
     if status.state == "failed" and status.error:
-        kind = status.error.get("kind", "error")
-        return (f"{headline}\n\n**Why ({kind}):** {status.error.get('message', status.message)}\n\n"
-                f"**What to try:** {status.error.get('fix') or 'See the log below.'}")
-    return f"{headline} — {status.message}"
+        why = tr("**Why ({kind}):** {message}", kind=tr(status.error.get("kind", "error")),
+                 message=tr(status.error.get("message", status.message)))
+        fix = tr("**What to try:** {fix}", fix=tr(status.error.get("fix") or "See the log below."))
+        return f"{headline}\n\n{why}\n\n{fix}"
+    return f"{headline} — {tr(status.message)}"
 
 
 def progress_html(status: RunStatus | None) -> str:
     if status is None or not status.total_steps:
         return ""
     share = min(1.0, status.step / status.total_steps)
-    parts = [f"Step {status.step} of {status.total_steps}", f"epoch {status.epoch:.2f}"]
+    parts = [tr("Step {step} of {total}", step=status.step, total=status.total_steps),
+             tr("epoch {epoch}", epoch=f"{status.epoch:.2f}")]
     if status.active and status.eta_s is not None:
-        parts.append(f"ETA {format_duration(status.eta_s)}")
+        parts.append(tr("ETA {duration}", duration=tr(format_duration(status.eta_s))))
     if status.loss is not None:
-        parts.append(f"loss {status.loss:.4f}")
+        parts.append(tr("loss {loss}", loss=f"{status.loss:.4f}"))
     return (f'<div class="train-progress" role="progressbar" aria-valuenow="{status.step}" '
             f'aria-valuemax="{status.total_steps}"><div class="train-progress-fill" style="width:{share:.1%}"></div>'
             f'</div><div class="train-progress-text">{" · ".join(parts)}</div>')
@@ -72,9 +87,10 @@ def history_frame(rows: list[history.RunRow]) -> pd.DataFrame:
     def number(value: float | None, digits: int) -> str:
         return "" if value is None else f"{value:.{digits}f}"
 
-    return pd.DataFrame([(row.name, row.model, row.dataset, row.state, number(row.best_eval_loss, 4),
-                          number(row.tokens_per_s, 0), "" if row.duration_s is None else format_duration(row.duration_s),
-                          row.created.replace("T", " ")[:19], row.run_id) for row in rows], columns=HISTORY_COLUMNS)
+    return pd.DataFrame([(row.name, row.model, row.dataset, state_word(row.state), number(row.best_eval_loss, 4),
+                          number(row.tokens_per_s, 0), "" if row.duration_s is None else tr(format_duration(row.duration_s)),
+                          row.created.replace("T", " ")[:19], row.run_id) for row in rows],
+                        columns=[tr(column) for column in HISTORY_COLUMNS])
 
 
 def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
@@ -97,7 +113,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
             resume_steps = gr.Number(label="Total steps (-1: epochs decide)", precision=0, elem_id="resume-max-steps")
             resume_eval = gr.Number(label="Evaluate every N steps", precision=0, elem_id="resume-eval-steps")
             resume_save = gr.Number(label="Save a checkpoint every N steps", precision=0, elem_id="resume-save-steps")
-    status_banner = gr.Markdown(banner(None), elem_id="train-banner")
+    status_banner = gr.Markdown(elem_id="train-banner")   # filled on load (attach), so the language switch leaves it
     progress = gr.HTML(elem_id="train-progress")
     with gr.Row():
         loss_chart = gr.Plot(label="Loss", show_label=False, elem_id="train-loss-chart")
@@ -125,7 +141,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         with gr.Row():
             diff_a = gr.Dropdown([], label="Config of run A", elem_id="history-diff-a")
             diff_b = gr.Dropdown([], label="Config of run B", elem_id="history-diff-b")
-        diff_table = gr.Dataframe(headers=["Setting", "Run A", "Run B"], interactive=False, elem_id="history-diff")
+        diff_table = gr.Dataframe(headers=DIFF_COLUMNS, interactive=False, elem_id="history-diff")
 
     resume_settings = [resume_lr, resume_steps, resume_eval, resume_save]
     view = [status_banner, progress, loss_chart, stats_chart, log, following, timer, stop, resume, *resume_settings]
@@ -156,7 +172,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
 
     def list_history() -> tuple:
         rows = history.table(workspace)
-        choices = [(f"{row.name} ({row.state})", row.run_id) for row in rows]
+        choices = [(f"{row.name} ({state_word(row.state)})", row.run_id) for row in rows]
         return (history_frame(rows), *(gr.Dropdown(choices=choices) for _ in range(4)))
 
     def nothing_followed(message: str) -> tuple:
@@ -175,8 +191,8 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         if state.run_id is None:
             return tuple(gr.skip() for _ in view + history_outputs)
         if not workspace.run_folder(state.run_id).root.exists():   # deleted on another page, or by someone else
-            return (*nothing_followed(f"Run **{state.run_id}** was deleted (on another page or by another user). "
-                                      "Pick a run from the history below."), *list_history())
+            return (*nothing_followed(tr("Run **{run_id}** was deleted (on another page or by another user). "
+                                         "Pick a run from the history below.", run_id=state.run_id)), *list_history())
         snapshot = monitor.follow(workspace, state.run_id, state.offset, state.file_id, LOG_LINES)
         chunk = snapshot.new_metrics
         state.records = chunk.records if chunk.reset else state.records + chunk.records
@@ -199,7 +215,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     def stop_run(state: Following) -> str:
         if not jobs.stop(state.run_id):
             return gr.skip()
-        return f"**Stopping** · run `{state.run_id}` — ends after the current step and saves the adapter."
+        return tr("**Stopping** · run `{run_id}` — ends after the current step and saves the adapter.", run_id=state.run_id)
 
     @friendly
     @ctx.allow("train")
@@ -228,7 +244,8 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         if not run_id:
             raise ConfigError("No run chosen.", "Pick a run from the list first.")
         return (gr.Row(visible=True),
-                f"Delete run **{run_id}** with its adapter, checkpoints and metrics? Other runs are not touched.")
+                tr("Delete run **{run_id}** with its adapter, checkpoints and metrics? Other runs are not touched.",
+                   run_id=run_id))
 
     @friendly
     @ctx.allow("train")
@@ -248,7 +265,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     @ctx.allow("view-runs")
     def diff_runs(run_a: str | None, run_b: str | None) -> pd.DataFrame:
         rows = history.config_diff(workspace, run_a, run_b) if run_a and run_b else []
-        return pd.DataFrame([(name, str(a), str(b)) for name, a, b in rows], columns=["Setting", "Run A", "Run B"])
+        return pd.DataFrame([(name, str(a), str(b)) for name, a, b in rows], columns=[tr(column) for column in DIFF_COLUMNS])
 
     @friendly
     @ctx.allow("view-runs")
