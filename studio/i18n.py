@@ -40,7 +40,7 @@ NO_TRANSLATION = "notranslate"   # a block with this class keeps its words (the 
 language: ContextVar[str] = ContextVar("language", default="en")
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-MIN_FIXED_CHARACTERS = 4   # a template matches filled-in text only when this much of it is fixed words
+MIN_FIXED_CHARACTERS = 3   # a template matches filled-in text only when this much of it is fixed words
 
 
 @cache
@@ -131,10 +131,17 @@ _HAS_CHOICES = (gr.Radio, gr.Dropdown, gr.CheckboxGroup)
 
 class StaticTexts:
     """The words written into the app when it was built, found by walking its blocks, so the tab builders
-    stay plain Gradio in English; `updates(lang)` relabels all of them at once."""
+    stay plain Gradio in English; `updates(lang)` relabels all of them at once.
+
+    A block's Markdown text or choices that some event of the app also sets belong to that event (a run's
+    banner, a list of saved presets): relabelling them would put the build-time words back over what the
+    handler showed, so the handler writes them in the reader's language instead, and only their labels and
+    help are relabelled here. Create this after the app's own events and before the language events."""
 
     def __init__(self, app: gr.Blocks) -> None:
-        self.texts: dict[gr.blocks.Block, dict[str, Any]] = {}
+        handled = {id(block) for event in app.fns.values() for block in event.outputs}
+        self.texts: dict[gr.blocks.Block, dict[str, Any]] = {}   # everything, for the catalog check
+        self.relabelled: dict[gr.blocks.Block, dict[str, Any]] = {}
         for block in app.blocks.values():
             if isinstance(block, Api) or NO_TRANSLATION in (getattr(block, "elem_classes", None) or []):
                 continue   # gr.api() endpoints are blocks too, never shown
@@ -144,12 +151,18 @@ class StaticTexts:
                 found["value"] = block.value
             if isinstance(block, _HAS_CHOICES) and block.choices:
                 found["choices"] = list(block.choices)
-            if found:
-                self.texts[block] = found
+            if not found:
+                continue
+            self.texts[block] = found
+            owned_by_handlers = ("choices", "value") if id(block) in handled and not isinstance(block, gr.Button) \
+                else ()
+            if relabel := {name: text for name, text in found.items() if name not in owned_by_handlers}:
+                self.relabelled[block] = relabel
 
     @property
     def blocks(self) -> list[gr.blocks.Block]:
-        return list(self.texts)
+        """The blocks `updates` relabels, in its order."""
+        return list(self.relabelled)
 
     def english(self) -> Iterator[str]:
         """Every English text in the app, for the catalog check."""
@@ -162,7 +175,7 @@ class StaticTexts:
 
     def updates(self, lang: str) -> list[dict[str, Any]]:
         return [gr.update(**{name: self._translated(name, text, lang) for name, text in properties.items()})
-                for properties in self.texts.values()]
+                for properties in self.relabelled.values()]
 
     @staticmethod
     def _translated(name: str, text: Any, lang: str) -> Any:
