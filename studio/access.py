@@ -24,6 +24,7 @@ import gradio as gr
 
 from core.accounts.users import Role, Users, may
 from core.errors import StudioError
+from studio.i18n import language, language_of
 
 
 class NotAllowed(StudioError):
@@ -55,6 +56,7 @@ def guard(accounts: Users | None, permission: str, handler: Callable[..., Any],
     def allowed(request: gr.Request | None) -> bool:
         role = role_of(accounts, request)
         current_user.set(getattr(request, "username", None) or "-")
+        language.set(language_of(request))   # also for events not wrapped in studio.errors.friendly
         if may(role, permission):
             if permission not in QUIET_PERMISSIONS:
                 log.info("%s (%s)", handler.__name__, permission)

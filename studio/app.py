@@ -66,7 +66,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             with gr.Tab("Data", id="data", elem_id="tab-data") as data_page:
                 data_tab.build(ctx, app)
             with gr.Tab("Configure", id="configure", elem_id="tab-configure") as configure_page:
-                configure.build(ctx, app, current_config)
+                configure.build(ctx, app, current_config, configure_page)
             with gr.Tab("Train", id="train", elem_id="tab-train") as train_page:
                 train.build(ctx, app, current_config)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate") as evaluate_page:
@@ -127,15 +127,16 @@ def _connect_language(app: gr.Blocks, switch: gr.Radio, status: gr.Markdown, stu
     @friendly
     def page_language(request: gr.Request) -> list[Any]:
         lang = language_of(request)   # the page is built in English: nothing to change then
-        return [gr.update(value=lang), *(texts.updates(lang) if lang != "en" else [gr.skip()] * len(texts.blocks))]
+        return [gr.update(value=lang), *(texts.first_drawing(lang) if lang != "en" else [gr.skip()] * len(drawn))]
 
     @friendly
     def switch_language(lang: str | None) -> list[Any]:
         return texts.updates(lang if lang in LANGUAGES else "en")
 
-    app.load(page_language, None, [switch, *texts.blocks], api_name="page_language", show_progress="hidden")
+    drawn = [*texts.blocks, *texts.empty_tables]
+    app.load(page_language, None, [switch, *drawn], api_name="page_language", show_progress="hidden")
     switch.input(switch_language, switch, texts.blocks, api_name="switch_language", show_progress="hidden",
-                 js=JS_REMEMBER_LANGUAGE).then(studio_status, None, status, api_name=False, show_progress="hidden")
+                 js=JS_REMEMBER_LANGUAGE).then(studio_status, None, status, api_name="studio_status_again", show_progress="hidden")
 
 
 def _log_to_workspace(workspace: Workspace) -> None:

@@ -140,6 +140,12 @@ class StaticTexts:
 
     def __init__(self, app: gr.Blocks) -> None:
         handled = {id(block) for event in app.fns.values() for block in event.outputs}
+        drawn_on_load = {id(block) for event in app.fns.values() for block in event.outputs
+                         if any(trigger == "load" for _, trigger in event.targets)}
+        # Empty tables until a handler fills them: their column names, for the page's first drawing only.
+        self.empty_tables = {block: list(block.headers) for block in app.blocks.values()
+                             if isinstance(block, gr.Dataframe) and id(block) not in drawn_on_load
+                             and block.headers and not all(str(name).isdigit() for name in block.headers)}
         self.texts: dict[gr.blocks.Block, dict[str, Any]] = {}   # everything, for the catalog check
         self.relabelled: dict[gr.blocks.Block, dict[str, Any]] = {}
         for block in app.blocks.values():
@@ -166,6 +172,8 @@ class StaticTexts:
 
     def english(self) -> Iterator[str]:
         """Every English text in the app, for the catalog check."""
+        for headers in self.empty_tables.values():
+            yield from headers
         for properties in self.texts.values():
             for name, text in properties.items():
                 if name == "choices":
@@ -176,6 +184,13 @@ class StaticTexts:
     def updates(self, lang: str) -> list[dict[str, Any]]:
         return [gr.update(**{name: self._translated(name, text, lang) for name, text in properties.items()})
                 for properties in self.relabelled.values()]
+
+    def first_drawing(self, lang: str) -> list[dict[str, Any]]:
+        """`updates`, then the empty tables with their column names in `lang`: for the page-load event only,
+        which comes before anything could fill them (later, relabelling would empty a filled table)."""
+        tables = [gr.update(value={"headers": [translate(name, lang) for name in headers], "data": []})
+                  for headers in self.empty_tables.values()]
+        return [*self.updates(lang), *tables]
 
     @staticmethod
     def _translated(name: str, text: Any, lang: str) -> Any:

@@ -55,7 +55,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         stats_a = gr.Markdown(elem_id="chat-stats")
         stats_b = gr.Markdown(elem_id="chat-stats-b", visible=False)
     with gr.Row():
-        message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False,
+        message = gr.Textbox(placeholder="Type a message and press Enter", label="Message", show_label=False,
                              elem_id="chat-input", scale=5, autofocus=True)
         send = gr.Button("Send", variant="primary", elem_id="chat-send", scale=1)
         stop = gr.Button("Stop", variant="stop", elem_id="chat-stop", scale=1)

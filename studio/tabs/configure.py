@@ -87,7 +87,7 @@ def train_command(workspace: Workspace) -> str:
             f"lora-studio train run.yaml --workspace {shlex.quote(str(workspace.root))}")
 
 
-def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
+def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State, page: gr.Tab) -> None:
     workspace = ctx.workspace
     with gr.Row():
         with gr.Column(scale=3):
@@ -171,6 +171,9 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
                                               api_name="configure_check_preset", show_progress="hidden")
     save.click(save_preset, preset_name, [saved_note, preset], inputs_kwargs=form.inputs,
                api_name="configure_save_preset")
+    # Opening the tab lists what appeared since the page loaded (a dataset just uploaded, a model, a preset).
+    page.select(refresh_choices, None, [preset, model_picker, dataset_picker], api_name="configure_choices_again",
+                show_progress="hidden")
     app.load(refresh_choices, None, [preset, model_picker, dataset_picker], api_name="configure_choices",
              show_progress="hidden").then(check, None, preflight_outputs, inputs_kwargs=form.inputs,
                                           api_name="configure_check_load", show_progress="hidden")

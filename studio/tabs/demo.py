@@ -96,7 +96,8 @@ def build(ctx: StudioContext, app: gr.Blocks, tab: gr.Tab) -> None:
         base_history = gr.Chatbot(label="Base model (before)", elem_id="demo-base", height=360, buttons=["copy"])
         tuned_history = gr.Chatbot(label="Tuned run (after)", elem_id="demo-tuned", height=360, buttons=["copy"])
     with gr.Row():
-        message = gr.Textbox(placeholder="Type a question and press Enter", show_label=False, elem_id="demo-input",
+        message = gr.Textbox(placeholder="Type a question and press Enter", label="Question", show_label=False,
+                             elem_id="demo-input",
                              scale=5)
         send = gr.Button("Ask both", variant="primary", elem_id="demo-send", scale=1)
         clear = gr.Button("New conversation", elem_id="demo-clear", scale=1, min_width=170)

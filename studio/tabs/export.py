@@ -79,7 +79,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         name = gr.Textbox(label="Name (optional)", elem_id="export-name", scale=2, placeholder="run id and format")
         start = gr.Button("Export", variant="primary", elem_id="export-start", scale=1)
         cancel = gr.Button("Cancel", variant="stop", elem_id="export-cancel", interactive=False, scale=1)
-    about = gr.Markdown(formats.FORMATS["merged"].description, elem_id="export-format-help")
+    about = gr.Markdown(elem_id="export-format-help")   # drawn in the reader's language when the tab opens
     status_banner = gr.Markdown(banner(None), elem_id="export-banner")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_id="exports-table")
     with gr.Row(equal_height=True):
@@ -177,7 +177,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
     tab.select(friendly(ctx.allow("export", otherwise=lambda: (gr.skip(),) * 3)(list_all)), None, listing,
                api_name="export_list", **quiet)
     tab.select(attach, None, [watching, *outputs], api_name="export_attach", **quiet)
-    chosen_format.change(describe, chosen_format, about, api_name="export_describe", **quiet)
+    gr.on([tab.select, chosen_format.change], describe, chosen_format, about, api_name="export_describe", **quiet)
     start.click(start_export, [run, chosen_format, name], [watching, *outputs, *listing], api_name="export_start")
     timer.tick(poll, watching, [*outputs, *listing], api_name="export_poll", trigger_mode="always_last", **quiet)
     cancel.click(cancel_export, watching, status_banner, api_name="export_cancel")

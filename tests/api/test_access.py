@@ -130,7 +130,7 @@ def test_every_event_names_the_permission_it_needs(tmp_path: Path):
     app = build_app(StudioContext.create(Workspace.open(tmp_path / "ws"), users))
     # Events that reveal and change nothing: the header, page-number arithmetic, closing a dialog.
     harmless = {"studio_status", "pages_for_role", "history_delete_cancel", "chat_clear", "sample_prev", "sample_next",
-                "rate_delete_cancel", "rate_pages_for_role", "page_language", "switch_language",
+                "rate_delete_cancel", "rate_pages_for_role", "page_language", "switch_language", "studio_status_again",
                 "eval_pick", "show_upload",
                 "reject_prev", "reject_next"}
     named = [(block.api_name if block.api_name not in (None, False, "false") else block.fn.__name__, block.fn)
