@@ -136,7 +136,8 @@ def _connect_language(app: gr.Blocks, switch: gr.Radio, status: gr.Markdown, stu
     drawn = [*texts.blocks, *texts.empty_tables]
     app.load(page_language, None, [switch, *drawn], api_name="page_language", show_progress="hidden")
     switch.input(switch_language, switch, texts.blocks, api_name="switch_language", show_progress="hidden",
-                 js=JS_REMEMBER_LANGUAGE).then(studio_status, None, status, api_name="studio_status_again", show_progress="hidden")
+                 js=JS_REMEMBER_LANGUAGE).then(studio_status, None, status, api_name="studio_status_again",
+                                               show_progress="hidden")
 
 
 def _log_to_workspace(workspace: Workspace) -> None:

@@ -358,7 +358,7 @@ def build(ctx: StudioContext, app: gr.Blocks) -> None:
         if status.active:
             return progress_html(status), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         chosen = Path(folder).name if status.state == "finished" else results.latest_complete(workspace, run_id or "")
-        notify.job_ended(status)
+        notify.background_job_ended(status)
         return (progress_html(status), gr.Timer(active=False), gr.Button(interactive=False), gr.Button(interactive=True),
                 gr.Dropdown(choices=eval_choices(run_id), value=chosen))
 

@@ -137,7 +137,7 @@ def build(ctx: StudioContext, tab: gr.Tab) -> None:
         shown = view(folder)
         status = jobs.job_status(Path(folder)) if folder else None
         if status is not None and not status.active:
-            notify.job_ended(status)
+            notify.background_job_ended(status)
         return (*shown, *(list_all() if status is None or not status.active else (gr.skip(),) * 3))
 
     @friendly

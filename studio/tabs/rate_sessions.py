@@ -165,7 +165,7 @@ def build(ctx: StudioContext, tab: gr.Tab, sessions_changed: gr.State) -> list[g
             return text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         folder = workspace.rating_folder(session_id).root if session_id else None
         if folder is not None and JobFolder(folder).status.is_file():   # sessions that generate nothing have none
-            notify.job_ended(jobs.job_status(folder))
+            notify.background_job_ended(jobs.job_status(folder))
         return text, gr.Timer(active=False), gr.skip(), table_rows(), changed + 1
 
     @friendly

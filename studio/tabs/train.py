@@ -23,7 +23,7 @@ from core.runs import history, metrics, monitor, records
 from core.runs.records import RunStatus
 from core.system.hardware import max_training_processes
 from core.text import N_
-from studio import plots
+from studio import notify, plots
 from studio.context import StudioContext
 from studio.errors import friendly
 from studio.i18n import tr
@@ -49,6 +49,7 @@ class Following:
     offset: int = 0
     file_id: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
+    announced_end: bool = False   # the toast for the run's end was shown
 
 
 def state_word(state: str) -> str:
@@ -198,6 +199,10 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         state.records = chunk.records if chunk.reset else state.records + chunk.records
         state.offset, state.file_id = chunk.offset, chunk.file_id
         ended = not busy(snapshot.status)
+        if ended and snapshot.status is not None and not state.announced_end:
+            state.announced_end = True
+            notify.job_ended(N_("training run '{name}'").format(name=snapshot.status.name), snapshot.status.state,
+                             snapshot.status.message, snapshot.status.error)
         return (*render(state, snapshot, charts_changed=bool(chunk.records) or chunk.reset),
                 *(list_history() if ended else (gr.skip(),) * len(history_outputs)))
 
