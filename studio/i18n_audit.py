@@ -35,7 +35,7 @@ KEEP_IN_CHINESE = {
     "krippendorff", "cohen", "alpha", "ci", "llm", "gradio", "docker", "accelerate", "peft", "torch", "ram",
     "vram", "v", "gb", "chatml", "alpaca", "sharegpt", "ollama", "vllm", "tgi", "bitsandbytes", "torchao",
     "logits", "modelfile", "pypi", "dora", "top-p", "llama2", "llama3", "mistral", "zephyr", "gemma", "phi",
-    "mb", "bit", "kb", "gib", "mib", "s", "ms", "min", "h", "vs", "ok", "uuid", "sqlite", "utf",
+    "mb", "bit", "n", "kb", "gib", "mib", "s", "ms", "min", "h", "vs", "ok", "uuid", "sqlite", "utf",
 }
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 _IGNORED_SPANS = re.compile(r"\{[^{}]*\}|`[^`]*`|\]\([^)]*\)|https?://\S+|<[^>]+>|--[\w-]+|\b[\w.-]+\.(?:py|json|jsonl|"

@@ -429,4 +429,4 @@ def test_the_job_runner_generates_in_its_own_process_and_a_run_report_gets_the_s
     assert "Base vs tuned: this run against the other side" in report and "| 100% (95% CI 61%–100%, 6 of 6) |" in report
     assert "1 session(s), 2 rater(s), 6 ratings" in report
     card = results.card_summary(workspace, run_folder.run_id)
-    assert card[f"Against {base_key} (Base vs tuned)"].startswith("wins 100%")
+    assert card[f"Against {base_key} (session Base vs tuned)"].startswith("wins 100%")

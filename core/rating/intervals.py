@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from core.text import N_
+
 CONFIDENCE = 0.95
 
 
@@ -40,8 +42,11 @@ class Mean:
 
     def words(self, digits: int = 2) -> str:
         """'3.25 (95% CI 2.90–3.60, n=12)'."""
-        interval = f"95% CI {self.low:.{digits}f}–{self.high:.{digits}f}, " if self.low is not None else ""
-        return f"{self.value:.{digits}f} ({interval}n={self.n})"
+        value = f"{self.value:.{digits}f}"
+        if self.low is None or self.high is None:
+            return N_(f"{value} (n={self.n})")
+        low, high = f"{self.low:.{digits}f}", f"{self.high:.{digits}f}"
+        return N_(f"{value} (95% CI {low}–{high}, n={self.n})")
 
 
 @dataclass(frozen=True)
@@ -65,5 +70,6 @@ class Share:
     def words(self) -> str:
         """'70% (95% CI 40–89%, 7 of 10)'."""
         if not self.total or self.low is None or self.high is None:
-            return "no ratings yet"
-        return f"{self.count / self.total:.0%} (95% CI {self.low:.0%}–{self.high:.0%}, {self.count} of {self.total})"
+            return N_("no ratings yet")
+        share, low, high = f"{self.count / self.total:.0%}", f"{self.low:.0%}", f"{self.high:.0%}"
+        return N_(f"{share} (95% CI {low}–{high}, {self.count} of {self.total})")

@@ -22,6 +22,7 @@ from core.rating.agreement import Alpha, Kappa
 from core.rating.criteria import Criterion
 from core.rating.intervals import Mean, Share
 from core.rating.sessions import Item, Session
+from core.text import N_
 from core.workspace import Workspace
 
 ALL_PROMPTS = "all"
@@ -255,19 +256,21 @@ def card_summary(workspace: Workspace, run_id: str) -> dict[str, str] | None:
     found = summary_for_run(workspace, run_id)
     if found is None:
         return None
-    summary = {"Rating sessions": "; ".join(f"{results.session.name}: {results.ratings} ratings by "
-                                            f"{len(results.raters)} rater(s), blind" for results in found.sessions)}
+    # Each key and value is one whole template (N_), so the studio can say it in the reader's language.
+    summary: dict[str, str] = {}
     for results in found.sessions:
         name = results.session.name
+        raters = len(results.raters)
+        summary[N_(f"Rating session {name}")] = N_(f"{results.ratings} ratings by {raters} rater(s), blind")
         label = {criterion.name: criterion.label for criterion in results.session.criteria}
         for score in results.scores:
             if score.model == found.model:
-                summary[f"{label[score.criterion]} ({name})"] = score.mean.words()
+                summary[N_(f"{label[score.criterion]} (session {name})")] = score.mean.words()
         for choice in results.choices:
             if choice.model == found.model and choice.category == ALL_PROMPTS:
-                summary[f"{label[choice.criterion]} pass rate ({name})"] = choice.passed.words()
+                summary[N_(f"{label[choice.criterion]} pass rate (session {name})")] = choice.passed.words()
         for win in results.wins:
             if win.model == found.model:
-                summary[f"Against {win.opponent} ({name})"] = (f"wins {win.wins.words()}, ties {win.ties.words()}, "
-                                                               f"losses {win.losses.words()}")
+                summary[N_(f"Against {win.opponent} (session {name})")] = N_(
+                    f"wins {win.wins.words()}, ties {win.ties.words()}, losses {win.losses.words()}")
     return summary

@@ -110,6 +110,7 @@ def chinese_half(page: Page, studio, tmp_path: Path) -> str:
     page.locator("#cfg-name textarea").fill(RUN)
     set_number(page, "cfg-train-max-steps", 4)
     set_number(page, "cfg-train-max-seq-length", 256)
+    page.locator("#cfg-section-generation").get_by_role("button").first.click()   # open the section
     set_number(page, "cfg-generation-max-new-tokens", 32)   # short replies: evaluation and chat stay quick
     expect(page.locator("#config-yaml")).to_contain_text("max_steps: 4", timeout=60_000)
     expect(page.locator("#preflight-panel")).to_contain_text("4", timeout=60_000)
