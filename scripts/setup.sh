@@ -126,7 +126,10 @@ chromium_missing() {
 EOF
 }
 
-if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+# The Chinese half of the browser tests, and its screenshots, need a CJK font: Debian's Chromium brings none.
+cjk_font_missing() { ! fc-list :lang=zh 2>/dev/null | grep -q .; }
+
+if [ "$want_test" = 1 ] && { [ ! -x /usr/bin/chromium ] || cjk_font_missing; }; then
     # Browser tests drive Debian's Chromium; Playwright's own browser download is not used.
     # Never a password prompt: root runs apt-get itself, anyone else only through a sudo that needs none.
     if [ "$(id -u)" = 0 ]; then as_root=(env)
@@ -138,7 +141,8 @@ if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     elif [ ${#as_root[@]} = 0 ]; then
         chromium_missing "not root, and sudo asks for a password"
     elif ! { "${as_root[@]}" apt-get update -qq &&
-             "${as_root[@]}" DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+             "${as_root[@]}" DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei \
+                 >/dev/null; }; then
         chromium_missing "apt-get install chromium failed"
     fi
 fi
