@@ -8,7 +8,7 @@ the product, merged on load). `python -m studio.i18n_audit` lists what is not tr
   the tab builders; `StaticTexts` finds them in the built app and relabels them in the reader's language on
   page load and when the language switch changes.
 - Texts made by handlers go through `tr()`, which reads the language of the request being handled
-  (`language`, set for every event by studio.access from the browser's choice).
+  (`language`, set from the request by studio.errors.friendly and studio.access.guard, which wrap every event).
 - Texts made in core/ (error messages, the guide, the glossary) are English; `tr()` translates them too,
   including messages core formats with values (`f"Line {number}: {why}"` is catalogued under that template
   with the expression names as placeholders, and matched back).
