@@ -7,17 +7,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from controls import pick
 from playwright.sync_api import Page, expect
 from support import MEMORISED, QUESTIONS
 
 pytestmark = pytest.mark.e2e
 STUDIO_MEMORISED_RUNS = True
 SLOW = 120_000   # ms: a reply or an export on a busy two-core machine
-
-
-def pick(page: Page, dropdown_id: str, option: str) -> None:
-    page.locator(f"#{dropdown_id} input").click()
-    page.locator(f"#{dropdown_id}").get_by_role("option", name=re.compile(option)).click()
 
 
 def send(page: Page, text: str) -> None:

@@ -8,6 +8,7 @@ an end."""
 import re
 
 import pytest
+from controls import pick, set_number
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.e2e
@@ -15,17 +16,6 @@ STUDIO_TINY_MODEL = "tiny-llama"   # the `studio` fixture registers a tiny model
 STEPS = 1_000_000                  # ends only when stopped
 MORE_STEPS = 5                     # after the resume
 SLOW = 90_000
-
-
-def pick(page: Page, dropdown_id: str, option: str) -> None:
-    page.locator(f"#{dropdown_id} input").click()
-    page.get_by_role("option", name=option).click()
-
-
-def set_number(page: Page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input")
-    box.fill(str(value))
-    box.blur()
 
 
 def choose_demo_data_and_quick_preset(page: Page) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from controls import page_drawn
 from playwright.sync_api import Page, expect
 
 from core.data.store import DEMO_DATASET_FILE
@@ -17,6 +18,7 @@ SLOW = 60_000
 
 
 def upload(page: Page, path: Path) -> None:
+    page_drawn(page)
     page.get_by_role("tab", name="Data").click()
     page.locator("#ds-upload input[type=file]").set_input_files(str(path))
 

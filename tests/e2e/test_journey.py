@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from controls import open_tab, page_drawn, pick, set_number
 from gradio_client import Client
 from playwright.sync_api import Page, expect
 
@@ -40,27 +41,6 @@ INTERFACE_TEXT = """(root) => {
 }"""
 
 
-def open_tab(page: Page, key: str) -> None:
-    page.locator(f"#tab-{key}-button").click()
-
-
-def pick(page: Page, dropdown_id: str, option: str | re.Pattern) -> None:
-    page.locator(f"#{dropdown_id} input").click()
-    wanted = page.get_by_role("option", name=option).first
-    try:
-        wanted.wait_for(timeout=30_000)
-    except Exception as error:
-        shown = page.get_by_role("option").all_inner_texts()
-        raise AssertionError(f"no option {option!r} in #{dropdown_id}: {shown}") from error
-    wanted.click()
-
-
-def set_number(page: Page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input").first
-    box.fill(str(value))
-    box.blur()
-
-
 def wait_until(check, timeout_s: float, what: str):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -71,20 +51,36 @@ def wait_until(check, timeout_s: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def streamed_reply(page: Page, timeout_s: float = 180) -> list[str]:
-    """The reply's text each time it changed while streaming, until it has not changed for two seconds."""
-    bubbles = page.locator("#chat-history [data-testid=bot]")
+# Records every text the newest reply bubble shows, as the page draws it: sampling from the test would miss
+# the partial replies of a fast machine, where the whole reply streams in a fraction of a second.
+RECORD_REPLIES = """() => {
+    const history = document.querySelector('#chat-history');
+    const earlier = history.querySelectorAll('[data-testid=bot]').length;
+    window.replyTexts = [];
+    new MutationObserver(() => {
+        const bubbles = history.querySelectorAll('[data-testid=bot]');
+        if (bubbles.length <= earlier) return;
+        const text = bubbles[bubbles.length - 1].innerText.trim();
+        const seen = window.replyTexts;
+        if (text && text !== '…' && seen[seen.length - 1] !== text) seen.push(text);
+    }).observe(history, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def streamed_reply(page: Page, send, timeout_s: float = 180) -> list[str]:
+    """Every text the reply showed while `send()` made it stream, until it has not changed for two seconds."""
+    page.evaluate(RECORD_REPLIES)
+    send()
     seen: list[str] = []
     last_change = deadline = time.monotonic()
     deadline += timeout_s
     while time.monotonic() < deadline:
-        text = bubbles.last.inner_text().strip() if bubbles.count() else ""
-        if text and text != "…" and (not seen or text != seen[-1]):
-            seen.append(text)
-            last_change = time.monotonic()
+        now = page.evaluate("window.replyTexts")
+        if now != seen:
+            seen, last_change = now, time.monotonic()
         if seen and time.monotonic() - last_change > 2:
             break
-        time.sleep(0.05)
+        time.sleep(0.1)
     return seen
 
 
@@ -94,6 +90,7 @@ def chinese_half(page: Page, studio, tmp_path: Path) -> str:
 
     messy = tmp_path / "journey.jsonl"
     messy.write_bytes(DEMO_DATASET_FILE.read_bytes() + b'{"prompt": 42, "response": "x"}\nnot json at all\n')
+    page_drawn(page)
     open_tab(page, "data")
     page.locator("#ds-upload input[type=file]").set_input_files(str(messy))
     expect(page.locator("#ds-upload-report")).to_contain_text("351", timeout=SLOW)
@@ -164,11 +161,10 @@ def english_half(page: Page, run_id: str) -> None:
     open_tab(page, "chat")
     pick(page, "chat-model", re.compile(f"Run '{RUN}'"))
     page.locator("#chat-input textarea").fill("In two sentences, why should I wash my hands?")
-    page.locator("#chat-send").click()
-    seen = streamed_reply(page)
+    seen = streamed_reply(page, page.locator("#chat-send").click)
     final = seen[-1] if seen else ""
     assert len(final) > 20, f"no reply: {seen}"
-    assert len(seen) >= 3, f"the reply did not stream: {seen}"
+    assert any(len(partial) < len(final) for partial in seen), f"the reply did not stream: {seen}"
     assert all(final.startswith(partial[: len(partial) // 2]) for partial in seen)
 
     open_tab(page, "export")

@@ -12,6 +12,7 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+from controls import pick, set_number
 from gradio_client import Client
 from playwright.sync_api import Page, expect
 
@@ -36,17 +37,6 @@ def demo_run(studio) -> str:
         assert time.monotonic() < deadline and status["state"] not in ("failed", "interrupted"), status
         time.sleep(0.5)
     return status["run_id"]
-
-
-def pick(page: Page, dropdown_id: str, option: str | re.Pattern) -> None:
-    page.locator(f"#{dropdown_id} input").click()
-    page.get_by_role("option", name=option).first.click()
-
-
-def set_number(page: Page, elem_id: str, value: int) -> None:
-    box = page.locator(f"#{elem_id} input")
-    box.fill(str(value))
-    box.blur()
 
 
 def create_sessions(page: Page) -> None:
