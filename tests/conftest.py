@@ -7,6 +7,8 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["HF_HUB_OFFLINE"] = "1"
+if os.environ.get("PYTEST_XDIST_WORKER"):   # two workers on two cores: one torch thread each, not two apiece
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -17,6 +19,15 @@ from tiny import build_tiny_model  # noqa: E402
 
 from core.models import modeling  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: `make test` runs two workers, each taking a whole module at a time, so the journey and
+    the other studio modules start at once and the many short unit tests fill in around them."""
+    def order(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return 0 if path.endswith("e2e/test_journey.py") else 1 if "/tests/e2e/" in path or "/tests/api/" in path else 2
+    items.sort(key=order)   # stable: the order within each group stays as collected
 
 
 @pytest.fixture
