@@ -15,7 +15,6 @@ import gradio as gr
 import pandas as pd
 
 from core import config as run_config
-from core.config import TrainSection
 from core.errors import ConfigError
 from core.planning import preflight
 from core.planning.preflight import format_duration
@@ -145,31 +144,31 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
         diff_table = gr.Dataframe(headers=DIFF_COLUMNS, interactive=False, elem_id="history-diff")
 
     resume_settings = [resume_lr, resume_steps, resume_eval, resume_save]
-    view = [status_banner, progress, loss_chart, stats_chart, log, following, timer, stop, resume, *resume_settings]
+    # What a poll redraws; it leaves the resume settings alone, so what someone types there is not put back.
+    polled = [status_banner, progress, loss_chart, stats_chart, log, following, timer, stop, resume]
+    view = [*polled, *resume_settings]
     history_outputs = [runs_table, chosen, compare, diff_a, diff_b]
 
     def busy(status: RunStatus) -> bool:
         """Active on disk, or its thread here still saving after the status said it ended."""
         return status.active or jobs.active_run_id == status.run_id
 
-    def render(state: Following, snapshot: monitor.Snapshot, charts_changed: bool,
-               settings: TrainSection | None = None) -> tuple:
+    def render(state: Following, snapshot: monitor.Snapshot, charts_changed: bool) -> tuple:
         status = snapshot.status
         charts = ((plots.as_plot(plots.loss_figure(state.records)), plots.as_plot(plots.stats_figure(state.records)))
                   if charts_changed
                   else (gr.skip(), gr.skip()))
-        resume_values = ((settings.learning_rate, settings.max_steps, settings.eval_steps, settings.save_steps)
-                         if settings else (gr.skip(),) * len(resume_settings))
         return (banner(status), progress_html(status), *charts, snapshot.log_tail, state,
                 gr.Timer(active=busy(status)), gr.Button(interactive=status.active),
-                gr.Button(interactive=status.resumable and not busy(status)), *resume_values)
+                gr.Button(interactive=status.resumable and not busy(status)))
 
     def follow_from_start(run_id: str) -> tuple:
         snapshot = monitor.follow(workspace, run_id, log_lines=LOG_LINES)
         state = Following(run_id, snapshot.new_metrics.offset, snapshot.new_metrics.file_id,
                           snapshot.new_metrics.records)
         settings = records.load_config(workspace.run_folder(run_id)).train
-        return render(state, snapshot, charts_changed=True, settings=settings)
+        return (*render(state, snapshot, charts_changed=True),
+                settings.learning_rate, settings.max_steps, settings.eval_steps, settings.save_steps)
 
     def list_history() -> tuple:
         rows = history.table(workspace)
@@ -178,19 +177,21 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
 
     def nothing_followed(message: str) -> tuple:
         return (message, "", None, None, "", Following(), gr.Timer(active=False), gr.Button(interactive=False),
-                gr.Button(interactive=False), *(gr.skip(),) * len(resume_settings))
+                gr.Button(interactive=False))
 
     @friendly
     @ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(view))
     def attach() -> tuple:
         status = jobs.attach()
-        return nothing_followed(banner(None)) if status is None else follow_from_start(status.run_id)
+        if status is None:
+            return (*nothing_followed(banner(None)), *(gr.skip(),) * len(resume_settings))
+        return follow_from_start(status.run_id)
 
     @friendly
-    @ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(view + history_outputs))
+    @ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(polled + history_outputs))
     def poll(state: Following) -> tuple:
         if state.run_id is None:
-            return tuple(gr.skip() for _ in view + history_outputs)
+            return tuple(gr.skip() for _ in polled + history_outputs)
         if not workspace.run_folder(state.run_id).root.exists():   # deleted on another page, or by someone else
             return (*nothing_followed(tr("Run **{run_id}** was deleted (on another page or by another user). "
                                          "Pick a run from the history below.", run_id=state.run_id)), *list_history())
@@ -284,7 +285,7 @@ def build(ctx: StudioContext, app: gr.Blocks, current_config: gr.State) -> None:
     app.load(attach, None, view, api_name="train_attach", **quiet)
     app.load(ctx.allow("view-runs", otherwise=lambda: (gr.skip(),) * len(history_outputs))(list_history), None,
              history_outputs, api_name="history_list", **quiet)
-    timer.tick(poll, following, view + history_outputs, api_name="train_poll", trigger_mode="always_last", **quiet)
+    timer.tick(poll, following, polled + history_outputs, api_name="train_poll", trigger_mode="always_last", **quiet)
     start.click(start_run, [current_config, processes], view + history_outputs, api_name="train_start")
     stop.click(stop_run, following, status_banner, api_name="train_stop")
     resume.click(resume_run, [following, *resume_settings], view + history_outputs, api_name="train_resume")

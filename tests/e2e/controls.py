@@ -32,3 +32,4 @@ def set_number(page: Page, elem_id: str, value: float) -> None:
     box = page.locator(f"#{elem_id} input").first
     box.fill(str(value))
     box.blur()
+    expect(box).to_have_value(str(value))
