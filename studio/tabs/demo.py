@@ -97,8 +97,7 @@ def build(ctx: StudioContext, app: gr.Blocks, tab: gr.Tab) -> None:
         tuned_history = gr.Chatbot(label="Tuned run (after)", elem_id="demo-tuned", height=360, buttons=["copy"])
     with gr.Row():
         message = gr.Textbox(placeholder="Type a question and press Enter", label="Question", show_label=False,
-                             elem_id="demo-input",
-                             scale=5)
+                             elem_id="demo-input", scale=5)
         send = gr.Button("Ask both", variant="primary", elem_id="demo-send", scale=1)
         clear = gr.Button("New conversation", elem_id="demo-clear", scale=1, min_width=170)
     shown = [headline, loss_chart, evaluation, ratings, base_history, tuned_history]
